@@ -1,0 +1,208 @@
+"""The trainer on the real demo corpus: learning, golden losses, exact resume after SIGKILL, DDP, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import TEST_LANGS, TEST_SAMPLE_LINES, TEST_VOCAB
+
+from xlmr_core.config import RunConfig, apply_overrides, load_config, to_dict
+from xlmr_core.errors import XlmrError
+from xlmr_core.train import list_checkpoints, load_checkpoint, train
+
+LANGS = TEST_LANGS  # the same tokenizer and shards as the demo_tokenizer fixture (built once)
+
+
+def small_config(corpus: Path, run_dir: Path, **over) -> RunConfig:
+    """A debug-size run on ten demo languages that takes a few seconds."""
+    cfg = load_config(None, [
+        f"run_dir={run_dir}", "model.size=debug", f"data.corpus={corpus}", f"data.langs={','.join(LANGS)}",
+        f"data.vocab_size={TEST_VOCAB}", f"data.tokenizer_sample_lines={TEST_SAMPLE_LINES}", "data.seq_len=64",
+        "data.batch_tokens=512", "schedule.steps=12",
+        "schedule.warmup_steps=2", "optim.lr=2e-3", "log_interval=1", "checkpoint.interval=4",
+        "eval.max_blocks=2", "eval.draws=1", "precision.device=cpu"])
+    return apply_overrides(cfg, [f"{k}={v}" for k, v in over.items()])
+
+
+def write_config(cfg: RunConfig, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(to_dict(cfg)), encoding="utf-8")
+    return path
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    final = json.loads((run_dir / "final.json").read_text())
+    return torch.load(final["checkpoint"], map_location="cpu", weights_only=True)["model"]
+
+
+def losses(run_dir: Path) -> list[float]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def reference_run(demo_corpus, tmp_path_factory) -> Path:
+    """An uninterrupted run of ``small_config``."""
+    run_dir = tmp_path_factory.mktemp("ref") / "run"
+    train(small_config(demo_corpus, run_dir))
+    return run_dir
+
+
+@pytest.mark.timeout(300)
+def test_loss_falls_and_results_written(demo_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    final = train(small_config(demo_corpus, run_dir, **{"schedule.steps": 40, "checkpoint.interval": 20}))
+    ls = losses(run_dir)
+    assert len(ls) == 40
+    # ln(2002) ≈ 7.6 nats at initialisation; 40 steps of a debug model must get well below it
+    assert ls[0] == pytest.approx(7.6, abs=0.3)
+    assert sum(ls[-5:]) / 5 < sum(ls[:5]) / 5 - 1.0
+    info = json.loads((run_dir / "config.json").read_text())
+    assert info["config"]["data"]["langs"] == LANGS and info["total_steps"] == 40 and info["versions"]["torch"]
+    assert set(final["per_lang"]) == set(LANGS)
+    for r in final["per_lang"].values():
+        assert 0 < r["bpb"] < 8 and 0 <= r["acc"] <= 1
+    assert final["tokens"] == 40 * 512 and final["flops"] > 0
+    p = final["params"]
+    assert p["total"] == p["embedding"] + p["non_embedding"] + p["lm_head"]
+    # a finished run returns its result at once
+    t0 = time.time()
+    assert train(small_config(demo_corpus, run_dir))["checkpoint"] == final["checkpoint"]
+    assert time.time() - t0 < 5
+
+
+@pytest.mark.timeout(300)
+def test_golden_losses(reference_run):
+    """The first losses of the fixed-seed debug run: catches silent changes to data, masking, model, optimizer."""
+    got = losses(reference_run)[:4]
+    golden = json.loads((Path(__file__).parent / "golden_losses.json").read_text())["debug_run"]
+    assert got == pytest.approx(golden, abs=1e-4)
+
+
+@pytest.mark.timeout(600)
+def test_sigkill_resume_is_bit_exact(demo_corpus, reference_run, tmp_path):
+    """Kill a real training process at random moments, restart it each time: same final weights, bit for bit."""
+    run_dir = tmp_path / "run"
+    cfg_file = write_config(small_config(demo_corpus, run_dir, **{"checkpoint.interval": 2}), tmp_path / "c.yaml")
+    cmd = [sys.executable, "-m", "xlmr_core", "train", str(cfg_file)]
+    metrics = run_dir / "metrics.jsonl"
+    rng = random.Random(1234)
+    kills = 0
+    while not (run_dir / "final.json").exists():
+        assert kills <= 4, "the run did not complete after 4 kills"
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seen = len(losses(run_dir)) if metrics.exists() else 0
+        # wait for this process to make progress, then kill it a random moment later (a step, a checkpoint
+        # write or the final evaluation); the last attempt runs to completion
+        while kills < 4 and proc.poll() is None and (len(losses(run_dir)) if metrics.exists() else 0) <= seen:
+            time.sleep(0.05)
+        if kills < 4 and proc.poll() is None:
+            time.sleep(rng.uniform(0.0, 0.6))
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=240)
+        if proc.returncode not in (0, -signal.SIGKILL):
+            pytest.fail(proc.stderr.read().decode()[-3000:])
+    assert kills >= 3
+    ref, got = final_weights(reference_run), final_weights(run_dir)
+    assert ref.keys() == got.keys()
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+    assert losses(run_dir) == losses(reference_run)
+
+
+@pytest.mark.timeout(300)
+def test_two_process_gloo_matches_one_process(demo_corpus, tmp_path):
+    """torchrun with 2 CPU processes (gloo), same global batch: same training within float tolerance.
+
+    Dropout is off: its noise is drawn per process, so only the noise-free computation can match.
+    """
+    no_dropout = {"model.dropout": 0.0, "model.attention_dropout": 0.0, "schedule.steps": 6}
+    one = tmp_path / "one"
+    train(small_config(demo_corpus, one, **no_dropout))
+    run_dir = tmp_path / "two"
+    cfg_file = write_config(small_config(demo_corpus, run_dir, **no_dropout), tmp_path / "c.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "xlmr_core", "train", str(cfg_file)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads((run_dir / "config.json").read_text())
+    assert info["world_size"] == 2
+    assert losses(run_dir) == pytest.approx(losses(one), rel=1e-5)
+    ref, got = final_weights(one), final_weights(run_dir)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+@pytest.mark.timeout(300)
+def test_corrupt_checkpoint_falls_back(demo_corpus, reference_run, tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = small_config(demo_corpus, run_dir)
+    train(cfg)
+    newest, previous = list_checkpoints(run_dir)[:2]
+    (run_dir / "final.json").unlink()
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated by a crash
+    with pytest.warns(UserWarning, match="unreadable"):
+        state, path = load_checkpoint(run_dir)
+    assert path == previous and state["step"] == 8
+    with pytest.warns(UserWarning, match="unreadable"):
+        train(cfg)
+    ref, got = final_weights(reference_run), final_weights(run_dir)
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+
+
+@pytest.mark.timeout(300)
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(demo_corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = small_config(demo_corpus, run_dir, **{"optim.lr": 1e30, "schedule.warmup_steps": 0,
+                                                 "checkpoint.interval": 1, "optim.grad_clip": 0})
+    with pytest.raises(XlmrError, match=r"loss is (nan|inf) at step \d+") as e:
+        train(cfg)
+    step = int(str(e.value).split(" at step ")[1].split()[0])
+    assert not (run_dir / "final.json").exists()
+    state, path = load_checkpoint(run_dir)
+    assert state is not None and state["step"] == step - 1 and str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_tokens=1000", "not a multiple of data.seq_len"),
+    ("data.alpha=0", "data.alpha=0"),
+    ("data.nope=1", "unknown config key 'data.nope'"),
+    ("schedule.steps=ten", "schedule.steps: expected an integer"),
+    ("checkpoint.keep=1", "checkpoint.keep=1"),
+    ("precision.dtype=fp8", "precision.dtype='fp8'"),
+])
+def test_bad_config_values_give_one_clear_error(override, message):
+    with pytest.raises(XlmrError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [override])
+
+
+def test_cli_prints_one_line_for_bad_input(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  corpus: /nonexistent/corpus\nrun_dir: " + str(tmp_path / "r") + "\n")
+    r = subprocess.run([sys.executable, "-m", "xlmr_core", "train", str(cfg), "schedule.steps=1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xlmr: error:") and "/nonexistent/corpus" in lines[0]
+
+
+def test_budget_in_tokens_and_flops(demo_corpus, tmp_path):
+    from xlmr_core.train import build_model, resolve_budget
+
+    cfg = small_config(demo_corpus, tmp_path, **{"schedule.tokens": 512 * 7 + 1})
+    model = build_model(cfg, 2002)
+    assert resolve_budget(cfg, model).total_steps == 8
+    per_step = model.train_flops(512, 64, 0.15)
+    cfg = small_config(demo_corpus, tmp_path, **{"schedule.flops": per_step * 5})
+    assert resolve_budget(cfg, model).total_steps == 5

@@ -1,0 +1,354 @@
+"""The run configuration: a tree of frozen dataclasses, loaded from YAML/JSON and overridden with ``key.sub=value``.
+
+Model shape (``model``) is kept apart from the run's data, batch, optimisation and schedule,
+as in OLMo-core's model ladder: a sweep varies one and keeps the others. Defaults follow
+RoBERTa / XLM-R pretraining (Liu et al. 2019, Table 9; Conneau et al. 2019, section 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import XlmrError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """Which encoder to build: a named size from ``model.SIZES`` plus optional overrides."""
+
+    size: str = "debug"
+    """Named shape: debug, tiny, mini, small, base, base-w960, base-w1152, large."""
+    hidden_size: int | None = None
+    """Override of the hidden width (the capacity study widens base 768 → 960 → 1152)."""
+    num_layers: int | None = None
+    """Override of the number of Transformer layers."""
+    num_heads: int | None = None
+    """Override of the number of attention heads (must divide hidden_size)."""
+    ffn_size: int | None = None
+    """Override of the feed-forward width."""
+    pre_ln: bool | None = None
+    """Pre-LayerNorm layers (XLM-R XL/XXL) instead of the released post-LN."""
+    dropout: float | None = None
+    """Override of hidden dropout (0.1 in XLM-R)."""
+    attention_dropout: float | None = None
+    """Override of attention-probability dropout (0.1 in XLM-R)."""
+
+    def overrides(self) -> dict:
+        """The fields set explicitly, as keyword arguments for ``model.model_config``."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "size" and getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Corpus, languages, tokenizer and batching."""
+
+    corpus: str = ""
+    """Corpus directory: one ``<lang>.txt[.gz|.xz|.zst]`` per language, a paragraph or document per line."""
+    langs: tuple[str, ...] = ()
+    """Training languages (empty: every language file in the corpus)."""
+    vocab_size: int = 8000
+    """SentencePiece pieces; the model's vocabulary is this + 2 (``<pad>``, ``<mask>``), 250000 → 250002."""
+    alpha: float = 0.3
+    """Language sampling exponent: q_i ∝ p_i^α (XLM-R uses 0.3), for both the tokenizer sample and batches."""
+    tokenizer_sample_lines: int = 1_000_000
+    """Lines drawn (α-sampled) to train the tokenizer."""
+    tokenizer_seed: int = 0
+    """Seed of the tokenizer's line sample (part of the tokenizer cache key)."""
+    seq_len: int = 512
+    """Tokens per pretraining block, ``<s>`` included (XLM-R: 512)."""
+    batch_tokens: int = 16384
+    """Global batch size in tokens (a multiple of seq_len; XLM-R base: 8192 × 512)."""
+    micro_batch_blocks: int = 0
+    """Blocks per forward/backward on each process (0: the whole per-process batch, no accumulation)."""
+    mask_prob: float = 0.15
+    """Fraction of tokens selected for prediction (BERT/RoBERTa: 0.15)."""
+    whole_word_mask: bool = False
+    """Mask whole words (pieces that follow a ``▁`` piece go with it)."""
+    cache_dir: str = ""
+    """Root of the tokenizer/shard cache (empty: ``$XLMR_CACHE`` or ``~/.cache/xlmr``)."""
+
+    def __post_init__(self):
+        if self.vocab_size < 16:
+            raise XlmrError(f"data.vocab_size={self.vocab_size} is too small: use at least a few hundred pieces")
+        if self.alpha <= 0:
+            raise XlmrError(f"data.alpha={self.alpha} must be > 0 (α=1 is proportional, small α near uniform)")
+        if self.seq_len < 8:
+            raise XlmrError(f"data.seq_len={self.seq_len} must be at least 8")
+        if self.batch_tokens % self.seq_len:
+            raise XlmrError(f"data.batch_tokens={self.batch_tokens} is not a multiple of "
+                            f"data.seq_len={self.seq_len}: use a multiple such as "
+                            f"{max(1, round(self.batch_tokens / self.seq_len)) * self.seq_len}")
+        if not 0 < self.mask_prob < 1:
+            raise XlmrError(f"data.mask_prob={self.mask_prob} must be in (0, 1)")
+        if self.micro_batch_blocks < 0:
+            raise XlmrError(f"data.micro_batch_blocks={self.micro_batch_blocks} must be >= 0")
+
+    @property
+    def batch_blocks(self) -> int:
+        """Global batch size in blocks."""
+        return self.batch_tokens // self.seq_len
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    """AdamW with RoBERTa's settings."""
+
+    lr: float = 6e-4
+    """Peak learning rate (XLM-R base: 6e-4 for large batches; tiny models tolerate more)."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    """Adam β1, β2 (RoBERTa uses β2 = 0.98 for stability at large batch)."""
+    eps: float = 1e-6
+    """Adam ε (RoBERTa)."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay, applied to matrices and embeddings, not to biases and LayerNorm."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+
+    def __post_init__(self):
+        if self.lr <= 0:
+            raise XlmrError(f"optim.lr={self.lr} must be > 0")
+        if not all(0 <= b < 1 for b in self.betas) or len(self.betas) != 2:
+            raise XlmrError(f"optim.betas={self.betas} must be two numbers in [0, 1)")
+        if self.grad_clip < 0:
+            raise XlmrError(f"optim.grad_clip={self.grad_clip} must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """The budget (exactly one of steps, tokens, FLOPs) and the learning-rate schedule."""
+
+    steps: int = 0
+    """Training steps (optimizer updates)."""
+    tokens: int = 0
+    """Budget in training tokens (converted to steps by the global batch)."""
+    flops: float = 0.0
+    """Budget in training FLOPs (forward + backward, head at masked tokens only)."""
+    warmup_steps: int = -1
+    """Linear warm-up steps (-1: 6 % of the run, as RoBERTa's 24K of 500K… rounded)."""
+    end_lr_ratio: float = 0.0
+    """Learning rate at the last step as a fraction of the peak (linear / polynomial power-1 decay)."""
+
+    def __post_init__(self):
+        given = [n for n in ("steps", "tokens", "flops") if getattr(self, n)]
+        if len(given) != 1:
+            raise XlmrError("give exactly one training budget: schedule.steps, schedule.tokens or "
+                            f"schedule.flops (got {', '.join(given) or 'none'})")
+        if min(self.steps, self.tokens, self.flops) < 0:
+            raise XlmrError("schedule budgets must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrecisionConfig:
+    """Numerics and speed options."""
+
+    dtype: str = "auto"
+    """``auto`` (bf16 autocast on GPU, fp32 on CPU), ``fp32`` or ``bf16``."""
+    compile: bool = False
+    """Wrap the model in ``torch.compile``."""
+    activation_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass (memory for time)."""
+    device: str = "auto"
+    """``auto`` (CUDA if present), ``cpu`` or ``cuda``."""
+
+    def __post_init__(self):
+        if self.dtype not in ("auto", "fp32", "bf16"):
+            raise XlmrError(f"precision.dtype={self.dtype!r}: use auto, fp32 or bf16")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise XlmrError(f"precision.device={self.device!r}: use auto, cpu or cuda")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """Held-out masked-LM evaluation, per language, in bits per UTF-8 byte."""
+
+    interval: int = 0
+    """Evaluate every this many steps (0: only at the end)."""
+    langs: tuple[str, ...] = ()
+    """Languages to evaluate (empty: the training languages)."""
+    max_blocks: int = 16
+    """Held-out blocks per language (fixed, the same at every evaluation)."""
+    draws: int = 2
+    """Independent fixed mask draws per block (reduces the variance of the estimate)."""
+    batch_blocks: int = 16
+    """Blocks per forward pass during evaluation."""
+
+    def __post_init__(self):
+        if self.interval < 0 or self.max_blocks < 1 or self.draws < 1 or self.batch_blocks < 1:
+            raise XlmrError("eval.interval must be >= 0 and eval.max_blocks, eval.draws, eval.batch_blocks >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointConfig:
+    """Checkpoints under ``run_dir/checkpoints``."""
+
+    interval: int = 500
+    """Save every this many steps (and always at the end)."""
+    keep: int = 2
+    """Keep the newest this many checkpoints (at least 2, so a corrupt newest one has a fallback)."""
+
+    def __post_init__(self):
+        if self.interval < 1:
+            raise XlmrError(f"checkpoint.interval={self.interval} must be >= 1")
+        if self.keep < 2:
+            raise XlmrError(f"checkpoint.keep={self.keep} must be >= 2 (the fallback for a corrupt checkpoint)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """One training run: everything that determines its result, and where it goes."""
+
+    run_dir: str = ""
+    """Directory of the run: config.json, metrics.jsonl, checkpoints/, final.json."""
+    name: str = ""
+    """A label for tables and figures (default: the run directory's name)."""
+    seed: int = 0
+    """Seed of the initialisation, the batches and dropout."""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(steps=100))
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log_interval: int = 10
+    """Append to metrics.jsonl every this many steps."""
+    tags: tuple[str, ...] = ()
+    """Free-form labels (e.g. the sweep and its point), copied into final.json."""
+
+    def __post_init__(self):
+        if self.log_interval < 1:
+            raise XlmrError(f"log_interval={self.log_interval} must be >= 1")
+
+
+# ---------------------------------------------------------------- (de)serialisation
+
+
+def to_dict(cfg) -> dict:
+    """A plain JSON-serialisable dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _convert(value, tp, where: str):
+    """Convert a YAML/JSON value to the annotated type ``tp`` (nested dataclasses included)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise XlmrError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], where)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise XlmrError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item = args[0] if args else str
+        return tuple(_convert(v, item, where) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise XlmrError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise XlmrError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise XlmrError(f"{where}: expected a number, got {value!r}") from None
+        return float(value)
+    if tp is str:
+        return str(value)
+    return value
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys with the list of valid ones."""
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise XlmrError(f"unknown config key {key!r}; valid keys{' of ' + where if where else ''}: "
+                        f"{', '.join(names)}")
+    kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+_BUDGETS = ("steps", "tokens", "flops")
+
+
+def apply_override(cfg, dotted: str, value, _prefix: str = ""):
+    """Return ``cfg`` with the field at ``a.b.c`` replaced (via ``dataclasses.replace``)."""
+    head, _, rest = dotted.partition(".")
+    full = _prefix + dotted
+    names = {f.name for f in dataclasses.fields(cfg)}
+    if head not in names:
+        raise XlmrError(f"unknown config key {full!r}; valid keys here: {', '.join(sorted(names))}")
+    current = getattr(cfg, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise XlmrError(f"config key {_prefix + head!r} has no sub-keys (cannot set {full!r})")
+        return dataclasses.replace(cfg, **{head: apply_override(current, rest, value, f"{_prefix}{head}.")})
+    changes = {head: _convert(value, _hints(type(cfg))[head], full)}
+    if isinstance(cfg, ScheduleConfig) and head in _BUDGETS:
+        # a budget given on the command line replaces the one in the file
+        changes.update({b: type(getattr(cfg, b))(0) for b in _BUDGETS if b != head})
+    return dataclasses.replace(cfg, **changes)
+
+
+def apply_overrides(cfg, overrides: list[str] | tuple[str, ...]):
+    """Apply ``key.sub=value`` strings in order; values are parsed as YAML scalars/lists."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise XlmrError(f"override {item!r} is not of the form key.sub=value")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        cfg = apply_override(cfg, key.strip(), value)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a RunConfig from YAML or JSON (``path`` may be None for defaults) and apply overrides."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise XlmrError(f"config file {path} not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise XlmrError(f"config file {path} is not valid YAML/JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise XlmrError(f"config file {path} must hold a mapping of config keys")
+    return apply_overrides(from_dict(RunConfig, data), overrides)
+
+
+def save_config(cfg: RunConfig) -> dict:
+    """The dict stored as ``config.json`` (without provenance)."""
+    return to_dict(cfg)

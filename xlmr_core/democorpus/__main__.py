@@ -1,0 +1,15 @@
+"""``python -m xlmr_core.democorpus``: the same as ``xlmr corpus demo``."""
+
+import argparse
+import sys
+
+from ..errors import XlmrError
+from .cli import add_demo_arguments, run_demo
+
+parser = argparse.ArgumentParser(prog="python -m xlmr_core.democorpus", description=__doc__)
+add_demo_arguments(parser)
+try:
+    sys.exit(run_demo(parser.parse_args()))
+except XlmrError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,548 @@
+"""Evaluation of a trained encoder; ``xlmr eval RUN_DIR`` merges the results into ``final.json["eval"]``.
+
+- ``mlm_eval``: masked-LM loss on fixed held-out blocks and fixed mask draws, in bits per UTF-8 byte
+  (tokenizer-independent, so runs with different vocabularies compare), for any corpus language,
+  including languages the model never saw in training.
+- ``embed`` / ``retrieval_scores`` / ``retrieval_suite``: cross-lingual sentence retrieval without
+  fine-tuning, as XTREME's Tatoeba and BUCC tasks (Hu et al. 2020): mean-pooled hidden states of a
+  middle layer, nearest neighbour by cosine or by the ratio margin of Artetxe & Schwenk (2019).
+- ``pseudo_log_likelihood``: PLL of Salazar et al. (2020), each token masked in turn, per byte.
+- tokenizer metrics (fertility, unknown rate, ALP) per language on held-out text.
+- downstream transfer suites (xnli, glue-<task>, ner, mlqa) run through ``finetune.run_downstream``.
+
+Parallel sets live in ``corpus/eval/<set>/<lang>.tsv`` (``id<TAB>text``; rows of two languages with
+the same id are translations), as the demo corpus builder writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import finetune
+from .config import apply_overrides
+from .corpus import parse_langs, select_languages
+from .data import MaskConfig, ShardSet, heldout_blocks, mask_block, shards_for
+from .errors import XlmrError
+from .fsutil import atomic_write_json, file_lock
+from .tokenizer import tokenizer_metrics
+
+LN2 = math.log(2.0)
+
+SUITES = ("bpb", "retrieval", "pll", "tokenizer")
+"""Suites that run offline on the corpus of the run (the default of ``xlmr eval``)."""
+DOWNSTREAM = finetune.SUITES
+"""Fine-tuning suites on user-supplied data (xnli, glue-<task>, ner, mlqa), see ``finetune.run_downstream``."""
+RETRIEVAL_SETS = ("instguide", "udhr_para", "docs_heldout")
+"""Parallel sets under ``corpus/eval/`` used for retrieval by default."""
+TEXT_SETS = ("docs_heldout", "udhr_para")
+"""Held-out text for PLL and tokenizer metrics: the first of these sets that has the language."""
+UNSEEN_LANGS = ("eu", "ca", "cy", "ga", "is", "eo", "sw", "yo", "ha", "zu", "mi", "qu")
+"""Languages evaluated besides the training ones (zero-shot when the run did not train on them):
+mostly UDHR-only languages of several families and scripts, plus some corpus languages that small runs skip."""
+
+
+def _device_of(model: torch.nn.Module, device) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return next(model.parameters()).device
+
+
+# ---------------------------------------------------------------------------------------------
+# masked-LM loss in bits per byte
+
+
+@torch.no_grad()
+def mlm_eval(model, blocks: np.ndarray, *, bytes_per_token: float, mask_id: int, vocab_size: int,
+             special_ids, draws: int = 2, seed: int = 0, batch_blocks: int = 16, mask_prob: float = 0.15,
+             device=None) -> dict:
+    """Masked-LM loss of ``model`` on fixed blocks (N, T): dict(bpb, loss_nats, loss_bits, acc, n_masked).
+
+    Block i is masked ``draws`` times, draw d with the rng ``default_rng([seed, d, i])``, so every
+    checkpoint of a run (and every run) sees exactly the same masks. bpb = mean masked-token NLL in
+    bits / bytes per token of the held-out text (= expected bits per UTF-8 byte).
+    """
+    blocks = np.asarray(blocks)
+    if blocks.ndim != 2 or blocks.shape[0] == 0:
+        raise XlmrError(f"mlm_eval needs a non-empty (N, T) array of blocks, got shape {blocks.shape}")
+    if not bytes_per_token > 0:
+        raise XlmrError(f"mlm_eval: bytes_per_token must be > 0, got {bytes_per_token}")
+    dev = _device_of(model, device)
+    cfg = MaskConfig(mask_prob=mask_prob)
+    specials = sorted(int(s) for s in special_ids)
+
+    # every (draw, block) masked once, up front: inputs and labels (draws * N, T)
+    inputs, labels = [], []
+    for draw in range(draws):
+        for i, block in enumerate(blocks):
+            x, y = mask_block(block, np.random.default_rng([seed, draw, i]), cfg, vocab_size, mask_id, specials)
+            inputs.append(x)
+            labels.append(y)
+    inputs_np, labels_np = np.stack(inputs), np.stack(labels)
+
+    was_training = model.training
+    model.eval()
+    loss_sum, n_masked, n_correct = 0.0, 0, 0
+    try:
+        for start in range(0, len(inputs_np), batch_blocks):
+            y_np = labels_np[start:start + batch_blocks]
+            if not (y_np != -100).any():
+                continue  # very short blocks can draw no masked token at all
+            x = torch.from_numpy(inputs_np[start:start + batch_blocks]).to(dev)
+            out = model(x, torch.from_numpy(y_np).to(dev))
+            loss_sum += float(out.loss_sum)
+            n_masked += int(out.n_masked)
+            n_correct += int(out.n_correct)
+    finally:
+        model.train(was_training)
+    if n_masked == 0:
+        raise XlmrError("mlm_eval drew no masked tokens: the blocks are too short for the mask rate")
+    nats = loss_sum / n_masked
+    return dict(bpb=nats / LN2 / bytes_per_token, loss_nats=nats, loss_bits=nats / LN2,
+                acc=n_correct / n_masked, n_masked=n_masked)
+
+
+def bpb_suite(model, tokenizer, shards: ShardSet, langs: Sequence[str], *, seq_len: int, max_blocks: int,
+              draws: int, seed: int, batch_blocks: int, mask_prob: float, device=None) -> dict:
+    """Held-out bits per byte of each language in ``shards``: {lang: mlm_eval(...) + n_blocks}."""
+    out = {}
+    for lang in langs:
+        blocks = heldout_blocks(shards, lang, seq_len, max_blocks=max_blocks)
+        r = mlm_eval(model, blocks, bytes_per_token=shards.bytes_per_token(lang, "heldout"),
+                     mask_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
+                     special_ids=tokenizer.special_ids, draws=draws, seed=seed, batch_blocks=batch_blocks,
+                     mask_prob=mask_prob, device=device)
+        out[lang] = dict(r, n_blocks=len(blocks))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# parallel text
+
+
+def read_tsv(path: str | Path) -> dict[str, str]:
+    """``id<TAB>text`` lines of a parallel-set file as {id: text}, in file order."""
+    path = Path(path)
+    items: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.rstrip("\n")
+                if not line:
+                    continue
+                ident, sep, text = line.partition("\t")
+                if not sep or not ident or not text.strip():
+                    raise XlmrError(f"{path}:{lineno}: expected 'id<TAB>text', got {line[:60]!r}; fix or remove it")
+                if ident in items:
+                    raise XlmrError(f"{path}:{lineno}: id {ident!r} appears twice; ids must be unique per file")
+                items[ident] = text
+    except UnicodeDecodeError as e:
+        raise XlmrError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start}); re-encode it as UTF-8") from None
+    except OSError as e:
+        raise XlmrError(f"cannot read {path}: {e.strerror or e}") from None
+    return items
+
+
+def set_languages(corpus_dir: str | Path, name: str) -> list[str]:
+    """Languages of the parallel set ``corpus_dir/eval/<name>/`` (sorted)."""
+    d = Path(corpus_dir) / "eval" / name
+    if not d.is_dir():
+        root = Path(corpus_dir) / "eval"
+        have = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise XlmrError(f"no parallel set {name!r}: {d} does not exist (sets in {root}: "
+                        f"{', '.join(have) or 'none'}); build the demo corpus or choose other --sets")
+    return sorted(p.name[:-4] for p in d.glob("*.tsv"))
+
+
+def eval_texts(corpus_dir: str | Path, lang: str, sets: Sequence[str] = TEXT_SETS,
+               max_items: int | None = None) -> tuple[str, list[str]] | None:
+    """(set name, texts) of the first of ``sets`` that has held-out text in ``lang``, or None."""
+    for name in sets:
+        path = Path(corpus_dir) / "eval" / name / f"{lang}.tsv"
+        if path.exists():
+            return name, list(read_tsv(path).values())[:max_items]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-lingual retrieval
+
+
+def _padded(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Right-padded LongTensor (B, T_max) of token rows."""
+    x = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        x[i, :len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return x
+
+
+@torch.no_grad()
+def embed(model, tokenizer, texts: Sequence[str], *, layer: int | None = None, batch_size: int = 32,
+          max_len: int = 128, device=None) -> np.ndarray:
+    """Mean of the hidden states of ``layer`` over the tokens of ``<s> text </s>``: float32 (N, H).
+
+    ``layer`` indexes the L + 1 hidden states (0 = embeddings output); the default is the middle
+    layer L // 2, which transfers best across languages in XTREME's retrieval tasks.
+    """
+    n_layers = model.config.num_layers
+    layer = n_layers // 2 if layer is None else layer
+    if not 0 <= layer <= n_layers:
+        raise XlmrError(f"layer {layer} out of range: the model has hidden states 0 (embeddings) to {n_layers}")
+    max_len = min(max_len, model.config.max_positions)
+    if max_len < 3:
+        raise XlmrError(f"max_len={max_len} leaves no room for text between <s> and </s>")
+    dev = _device_of(model, device)
+    ids = [[tokenizer.bos_id, *x[:max_len - 2], tokenizer.eos_id] for x in tokenizer.encode_batch(list(texts))]
+    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
+    order = np.argsort([len(x) for x in ids], kind="stable")  # similar lengths in a batch: little padding
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(ids), batch_size):
+            idx = order[start:start + batch_size]
+            x = _padded([ids[i] for i in idx], tokenizer.pad_id).to(dev)  # (B, T)
+            keep = x != tokenizer.pad_id  # (B, T)
+            h = model.encode(x, attention_mask=keep, all_layers=True)[layer].float()  # (B, T, H)
+            w = keep.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+            out[idx] = ((h * w).sum(1) / w.sum(1)).cpu().numpy()  # (B, H)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def retrieval_scores(src: np.ndarray, tgt: np.ndarray, *, margin: bool = False, k: int = 4) -> dict:
+    """Nearest-neighbour accuracy between aligned rows (row i of src translates row i of tgt).
+
+    Returns dict(src2tgt, tgt2src, n). Similarity is cosine, or with ``margin`` the ratio margin of
+    Artetxe & Schwenk (2019): cos(x, y) / (mean cos of x to its k nearest y' / 2 + mean cos of y to
+    its k nearest x' / 2), which discounts "hubs" that are close to everything.
+    """
+    src, tgt = np.asarray(src, dtype=np.float64), np.asarray(tgt, dtype=np.float64)
+    if src.ndim != 2 or src.shape != tgt.shape or len(src) == 0:
+        raise XlmrError(f"retrieval needs two aligned non-empty (n, d) arrays, got {src.shape} and {tgt.shape}")
+    if k < 1:
+        raise XlmrError(f"margin k={k} must be >= 1")
+    n = len(src)
+    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    sim = unit(src) @ unit(tgt).T  # (n, n) cosine
+    if margin:
+        kk = min(k, n)
+        r_src = np.sort(sim, axis=1)[:, -kk:].mean(1)  # (n,) mean cos of each x to its kk nearest targets
+        r_tgt = np.sort(sim, axis=0)[-kk:, :].mean(0)  # (n,) mean cos of each y to its kk nearest sources
+        sim = sim / ((r_src[:, None] + r_tgt[None, :]) / 2)
+    gold = np.arange(n)
+    return dict(src2tgt=float((sim.argmax(1) == gold).mean()), tgt2src=float((sim.argmax(0) == gold).mean()), n=n)
+
+
+def retrieval_suite(model, tokenizer, corpus_dir: str | Path, *, sets: Sequence[str] = RETRIEVAL_SETS,
+                    langs: Sequence[str] | None = None, pivot: str = "en", max_items: int = 500,
+                    train_langs: Sequence[str] = (), unseen: Sequence[str] = UNSEEN_LANGS,
+                    layer: int | None = None, margin: bool = False, k: int = 4, batch_size: int = 32,
+                    max_len: int = 128, device=None) -> dict:
+    """Retrieval accuracy against ``pivot`` per set and language: {set: {lang: dict(to_pivot, from_pivot, n, seen)}}.
+
+    Rows are aligned by id with the pivot (at most ``max_items``, in the pivot file's order).
+    Languages: ``langs``, or by default the training languages plus ``unseen``, as far as each set has them.
+    """
+    wanted = list(langs) if langs is not None else list(dict.fromkeys([*train_langs, *unseen]))
+    per_set = {name: set_languages(corpus_dir, name) for name in sets}  # all missing sets reported first
+    if langs is not None:
+        missing = [lang for lang in wanted if not any(lang in have for have in per_set.values())]
+        if missing:
+            raise XlmrError(f"language(s) {', '.join(missing)} are in none of the parallel sets "
+                            f"{', '.join(sets)} under {Path(corpus_dir) / 'eval'}")
+    results: dict[str, dict] = {}
+    for name, have in per_set.items():
+        if pivot not in have:
+            raise XlmrError(f"parallel set {name!r} has no pivot language {pivot!r} "
+                            f"({Path(corpus_dir) / 'eval' / name}); choose another --pivot")
+        d = Path(corpus_dir) / "eval" / name
+        pivot_items = read_tsv(d / f"{pivot}.tsv")
+        pairs = {}  # lang -> (ids aligned with the pivot, its texts)
+        for lang in (x for x in wanted if x in have and x != pivot):
+            items = read_tsv(d / f"{lang}.tsv")
+            ids = [i for i in pivot_items if i in items][:max_items]
+            if len(ids) >= 2:  # one item is always retrieved correctly: no information
+                pairs[lang] = (ids, [items[i] for i in ids])
+        # the pivot's rows are shared by every language: embed each once
+        need = list(dict.fromkeys(i for ids, _ in pairs.values() for i in ids))
+        pivot_emb = dict(zip(need, embed(model, tokenizer, [pivot_items[i] for i in need], layer=layer,
+                                         batch_size=batch_size, max_len=max_len, device=device)))
+        results[name] = {}
+        for lang, (ids, texts) in pairs.items():
+            src = embed(model, tokenizer, texts, layer=layer, batch_size=batch_size, max_len=max_len, device=device)
+            r = retrieval_scores(src, np.stack([pivot_emb[i] for i in ids]), margin=margin, k=k)
+            results[name][lang] = dict(to_pivot=r["src2tgt"], from_pivot=r["tgt2src"], n=r["n"],
+                                       seen=lang in train_langs)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# pseudo-log-likelihood
+
+
+@torch.no_grad()
+def pseudo_log_likelihood(model, tokenizer, texts: Sequence[str], *, max_texts: int | None = None, max_len: int = 128,
+                          batch_rows: int = 64, device=None) -> dict:
+    """PLL (Salazar et al. 2020): Σ_t log p(w_t | text with w_t masked), over ``texts``, in bits per byte.
+
+    Returns dict(pll_nats (the sum, <= 0), bpb (= -PLL / ln 2 / UTF-8 bytes), tokens, bytes, texts,
+    skipped). One row per masked position, batched; texts longer than ``max_len`` - 2 tokens are
+    skipped rather than cut, so the bytes counted are exactly the bytes scored; the first
+    ``max_texts`` texts that fit are scored.
+    """
+    max_len = min(max_len, model.config.max_positions)
+    rows_x: list[list[int]] = []
+    rows_t: list[int] = []  # masked position of each row
+    n_bytes, n_texts, skipped = 0, 0, 0
+    for text, ids in zip(texts, tokenizer.encode_batch(list(texts))):
+        if max_texts is not None and n_texts == max_texts:
+            break
+        if not ids or len(ids) > max_len - 2:
+            skipped += 1
+            continue
+        seq = [tokenizer.bos_id, *ids, tokenizer.eos_id]
+        for t in range(1, len(seq) - 1):
+            rows_x.append(seq)
+            rows_t.append(t)
+        n_bytes += len(text.encode("utf-8"))
+        n_texts += 1
+    dev = _device_of(model, device)
+    was_training = model.training
+    model.eval()
+    nll = 0.0
+    try:
+        for start in range(0, len(rows_x), batch_rows):
+            x = _padded(rows_x[start:start + batch_rows], tokenizer.pad_id)  # (B, T)
+            t = torch.as_tensor(rows_t[start:start + batch_rows])  # (B,)
+            b = torch.arange(len(t))
+            labels = torch.full_like(x, -100)
+            labels[b, t] = x[b, t]
+            x[b, t] = tokenizer.mask_id
+            nll += float(model(x.to(dev), labels.to(dev)).loss_sum)  # Σ -log p over the B masked positions
+    finally:
+        model.train(was_training)
+    return dict(pll_nats=-nll, bpb=nll / LN2 / n_bytes if n_bytes else None, tokens=len(rows_x), bytes=n_bytes,
+                texts=n_texts, skipped=skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# a finished run
+
+
+def _check_suites(suites: Sequence[str]) -> list[str]:
+    """Suite names in order, downstream aliases resolved (``glue-sst2`` → ``glue-sst-2``); unknown names raise."""
+    out = []
+    for s in suites:
+        if s in SUITES:
+            out.append(s)
+            continue
+        try:
+            out.append(finetune.get_task(s).name)
+        except XlmrError:
+            raise XlmrError(f"unknown eval suite {s!r}; choose from {', '.join(SUITES + DOWNSTREAM)}") from None
+    return list(dict.fromkeys(out))
+
+
+def _bpb_shards(tok, cfg, run_info: dict, langs: list[str]) -> dict[str, ShardSet]:
+    """A ShardSet per language: the run's own shards where they have it, others encoded (cached) now."""
+    out: dict[str, ShardSet] = {}
+    own = Path(run_info.get("shards") or "")
+    if run_info.get("shards") and (own / "shards.json").exists():
+        shards = ShardSet(own)
+        out.update({lang: shards for lang in langs if lang in shards.meta})
+    rest = [lang for lang in langs if lang not in out]
+    if rest:
+        select_languages(cfg.data.corpus, rest)  # names the missing language and the available ones
+        shards = shards_for(tok, cfg.data.corpus, rest, cache_root=cfg.data.cache_dir or None)
+        out.update({lang: shards for lang in rest})
+    return out
+
+
+def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: Sequence[str] | None = None,
+                 extra_langs: Sequence[str] = (), unseen: Sequence[str] = UNSEEN_LANGS,
+                 sets: Sequence[str] = RETRIEVAL_SETS, pivot: str = "en", layer: int | None = None,
+                 margin: bool = False, k: int = 4, max_items: int = 500, pll_texts: int = 8,
+                 tokenizer_lines: int = 1000, downstream_data: str | Path | None = None,
+                 finetune_cfg: finetune.FinetuneConfig | None = None, device: str = "cpu",
+                 quiet: bool = False) -> dict:
+    """Run ``suites`` on a finished run and merge them into ``final.json["eval"]``; returns the new results.
+
+    bpb covers the training languages and ``extra_langs`` (corpus languages, seen or not); retrieval,
+    PLL and tokenizer metrics cover ``langs`` or, by default, training + extra + ``unseen`` languages
+    where the corpus has text for them. Retrieval run with a non-default layer or margin scoring is stored as
+    ``retrieval-layer<N>`` / ``retrieval-margin`` so the default results are not overwritten.
+    """
+    from .train import load_run  # train imports this module (mlm_eval): import it late
+
+    run_dir = Path(run_dir)
+    final_path = run_dir / "final.json"
+    if not final_path.exists():
+        raise XlmrError(f"{run_dir} has no final.json: the run is not finished; train it first "
+                        f"(`xlmr train {run_dir / 'config.json'}` resumes it)")
+    suites = _check_suites(suites)
+    downstream = [s for s in suites if s not in SUITES]
+    if downstream and downstream_data is None:
+        raise XlmrError(f"suite(s) {', '.join(downstream)} fine-tune on your data: give its directory with --data")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    final = json.loads(final_path.read_text(encoding="utf-8"))
+    run_info = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    model, tok, cfg = load_run(run_dir, device=device)
+    corpus = cfg.data.corpus
+    train_langs = list(final["langs"])
+    text_langs = list(langs) if langs is not None else list(dict.fromkeys([*train_langs, *extra_langs, *unseen]))
+    if "bpb" in suites and extra_langs:
+        select_languages(corpus, list(extra_langs))  # a missing language fails now, not after other suites
+
+    results: dict[str, dict] = {}
+    for suite in suites:
+        t0 = time.time()
+        if not quiet:
+            print(f"xlmr eval: {suite} on {run_dir}", file=sys.stderr)
+        key = suite
+        if suite == "bpb":
+            bpb_langs = list(dict.fromkeys([*train_langs, *extra_langs]))
+            by_lang = _bpb_shards(tok, cfg, run_info, bpb_langs)
+            per_lang = {}
+            for lang in bpb_langs:
+                r = bpb_suite(model, tok, by_lang[lang], [lang], seq_len=cfg.data.seq_len,
+                              max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
+                              batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.data.mask_prob, device=device)
+                per_lang[lang] = dict(r[lang], seen=lang in train_langs)
+            settings = dict(max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
+                            seq_len=cfg.data.seq_len, mask_prob=cfg.data.mask_prob)
+            r = dict(settings=settings, per_lang=per_lang)
+        elif suite == "retrieval":
+            table = retrieval_suite(model, tok, corpus, sets=sets, langs=langs, pivot=pivot, max_items=max_items,
+                                    train_langs=train_langs, unseen=[*extra_langs, *unseen], layer=layer,
+                                    margin=margin, k=k, device=device)
+            used_layer = model.config.num_layers // 2 if layer is None else layer
+            key = "retrieval" + (f"-layer{layer}" if layer is not None else "") + ("-margin" if margin else "")
+            settings = dict(layer=used_layer, scoring=f"margin-k{k}" if margin else "cosine", pivot=pivot,
+                            max_items=max_items, pooling="mean")
+            r = dict(settings=settings, sets=table)
+        elif suite in ("pll", "tokenizer"):
+            per_lang, limit = {}, pll_texts if suite == "pll" else tokenizer_lines
+            for lang in text_langs:
+                # PLL takes the first texts that fit in max_len, so it reads them all
+                found = eval_texts(corpus, lang, max_items=None if suite == "pll" else limit)
+                if found is None:
+                    if langs is not None:
+                        raise XlmrError(f"no held-out text for {lang!r} in {corpus}/eval/{{{','.join(TEXT_SETS)}}}")
+                    continue
+                source, texts = found
+                m = (pseudo_log_likelihood(model, tok, texts, max_texts=limit, device=device) if suite == "pll"
+                     else tokenizer_metrics(tok, texts))
+                per_lang[lang] = dict(m, source=source, seen=lang in train_langs)
+            r = dict(settings=dict(max_texts=limit, sets=list(TEXT_SETS)), per_lang=per_lang)
+        else:
+            # from the run directory: fine-tuning works on its own copy of the weights
+            r = finetune.run_downstream(run_dir, tok, suite, Path(downstream_data), finetune_cfg)
+        results[key] = dict(r, wall_s=time.time() - t0)
+
+    with file_lock(run_dir / ".final.lock"):
+        final = json.loads(final_path.read_text(encoding="utf-8"))  # re-read: another eval may have merged
+        final.setdefault("eval", {}).update(results)
+        atomic_write_json(final_path, final)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def _fmt(v, spec: str = ".3f") -> str:
+    if v is None:
+        return "-"
+    return format(v, spec) if isinstance(v, float) else str(v)
+
+
+def format_table(headers: list[str], rows: list[list]) -> str:
+    """A plain-text table with right-aligned numbers."""
+    cells = [headers] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_results(results: dict) -> str:
+    """Readable tables of ``evaluate_run``'s results (one per suite; retrieval per set)."""
+    out = []
+    for key, r in results.items():
+        if key == "bpb":
+            rows = [[lang, "yes" if v["seen"] else "no", v["bpb"], v["loss_bits"], v["acc"], v["n_masked"]]
+                    for lang, v in r["per_lang"].items()]
+            out.append("held-out masked-LM bits per byte\n" +
+                       format_table(["lang", "seen", "bpb", "bits/token", "acc", "masked"], rows))
+        elif key.startswith("retrieval"):
+            s = r["settings"]
+            p = s["pivot"]
+            for name, per_lang in r["sets"].items():
+                rows = [[lang, "yes" if v["seen"] else "no", v["n"], v["to_pivot"], v["from_pivot"]]
+                        for lang, v in per_lang.items()]
+                if rows:
+                    mean = [float(np.mean([row[3] for row in rows])), float(np.mean([row[4] for row in rows]))]
+                    rows.append(["mean", "", sum(row[2] for row in rows), *mean])
+                out.append(f"retrieval on {name} (layer {s['layer']}, {s['scoring']})\n" +
+                           format_table(["lang", "seen", "n", f"xx→{p}", f"{p}→xx"], rows))
+        elif key == "pll":
+            rows = [[lang, "yes" if v["seen"] else "no", v["source"], v["texts"], v["tokens"], v["bpb"]]
+                    for lang, v in r["per_lang"].items()]
+            out.append("pseudo-log-likelihood, bits per byte\n" +
+                       format_table(["lang", "seen", "text", "texts", "tokens", "PLL bpb"], rows))
+        elif key == "tokenizer":
+            rows = [[lang, "yes" if v["seen"] else "no", v["source"], v["tokens_per_char"], v["tokens_per_word"],
+                     v["unk_rate"], v["alp"]] for lang, v in r["per_lang"].items()]
+            out.append("tokenizer\n" + format_table(["lang", "seen", "text", "tok/char", "tok/word", "unk", "ALP"],
+                                                    rows))
+        else:
+            out.append(f"{key}\n{json.dumps(r, indent=1, ensure_ascii=False)}")
+    return "\n\n".join(out)
+
+
+def _cmd_eval(args) -> int:
+    suites = parse_langs(args.suite) or list(SUITES)
+    extra = parse_langs(args.extra_langs) or []
+    ft = apply_overrides(finetune.FinetuneConfig(), args.ft) if args.ft else None
+    results = evaluate_run(args.run_dir, suites, langs=parse_langs(args.langs), extra_langs=extra,
+                           sets=parse_langs(args.sets) or RETRIEVAL_SETS, pivot=args.pivot, layer=args.layer,
+                           margin=args.margin, k=args.k, max_items=args.max_items, pll_texts=args.pll_texts,
+                           downstream_data=args.data, finetune_cfg=ft, device=args.device)
+    print(format_results(results))
+    print(f"\nwrote {len(results)} suite(s) into {Path(args.run_dir) / 'final.json'} [eval]")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """``xlmr eval RUN_DIR [--suite ...]``."""
+    p = sub.add_parser("eval", help="evaluate a finished run; results go into RUN_DIR/final.json [eval]",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", help="run directory (with final.json)")
+    p.add_argument("--suite", default=",".join(SUITES),
+                   help="comma-separated: bpb, retrieval, pll, tokenizer, xnli, ner, mlqa, glue-<task>")
+    p.add_argument("--langs", help="languages for retrieval, PLL and tokenizer metrics (and bpb); "
+                                   "default: training languages + --extra-langs + a fixed list of unseen ones")
+    p.add_argument("--extra-langs", help="more corpus languages to evaluate (bpb for languages not trained on)")
+    p.add_argument("--sets", help=f"parallel sets for retrieval (default {','.join(RETRIEVAL_SETS)})")
+    p.add_argument("--pivot", default="en", help="language every other one is retrieved against")
+    p.add_argument("--layer", type=int, help="hidden state to pool for retrieval (0 = embeddings; default middle)")
+    p.add_argument("--margin", action="store_true", help="ratio-margin scoring (Artetxe & Schwenk 2019)")
+    p.add_argument("--k", type=int, default=4, help="neighbours in the margin")
+    p.add_argument("--max-items", type=int, default=500, help="most parallel items per language and set")
+    p.add_argument("--pll-texts", type=int, default=8, help="texts per language for pseudo-log-likelihood")
+    p.add_argument("--data", help="directory with downstream data (xnli, ner, mlqa, glue)")
+    p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
+                   help="fine-tuning setting for downstream suites, e.g. --ft lr=1e-4 --ft seeds=0,1,2")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.set_defaults(func=_cmd_eval)
