@@ -41,12 +41,17 @@ def loader_rates(shards, tok, probs, args) -> dict:
     n, s = _timed(lambda i: data.make_batch(shards, probs, step=i, **kw), args.seconds)
     out = {"make_batch": {"batches_per_s": n / s, "tokens_per_s": n / s * args.batch_blocks * args.seq_len}}
     steps = max(50, int(out["make_batch"]["batches_per_s"] * args.seconds))
-    with data.BatchIterator(shards, probs, start=0, end=steps, prefetch=8, **kw) as it:
-        t0 = time.perf_counter()
-        for _ in it:
-            pass
-        s = time.perf_counter() - t0
-    out["iterator"] = {"batches_per_s": steps / s, "tokens_per_s": steps / s * args.batch_blocks * args.seq_len}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    for workers in sorted({0, cores}):
+        with data.BatchIterator(shards, probs, start=0, end=steps + 10, prefetch=8, workers=workers, **kw) as it:
+            for _ in range(10):  # start-up (worker processes) not counted
+                next(it)
+            t0 = time.perf_counter()
+            for _ in it:
+                pass
+            s = time.perf_counter() - t0
+        name = "iterator (thread)" if workers == 0 else f"iterator ({workers} procs)"
+        out[name] = {"batches_per_s": steps / s, "tokens_per_s": steps / s * args.batch_blocks * args.seq_len}
     return out
 
 
@@ -129,13 +134,13 @@ def main(argv=None) -> int:
     result["loader"] = loader_rates(shards, tok, probs, args)
     print(f"\nloader (seq {args.seq_len}, batch {args.batch_blocks}, one process)")
     for name, r in result["loader"].items():
-        print(f"  {name:<11} {r['batches_per_s']:9.1f} batches/s {r['tokens_per_s'] / 1e6:9.3f} M tokens/s")
+        print(f"  {name:<20} {r['batches_per_s']:9.1f} batches/s {r['tokens_per_s'] / 1e6:9.3f} M tokens/s")
 
     batch = data.make_batch(shards, probs, seed=0, step=0, rank=0, world_size=1, batch_blocks=args.batch_blocks,
                             seq_len=args.seq_len, mask=data.MaskConfig(), vocab_size=tok.vocab_size,
                             mask_id=tok.mask_id, special_ids=tok.special_ids)
     result["trainer"] = []
-    loader_tps = result["loader"]["make_batch"]["tokens_per_s"]
+    loader_tps = max(r["tokens_per_s"] for r in result["loader"].values())
     for size in [s for s in args.sizes.split(",") if s]:
         r = trainer_rate(size, tok, batch, args)
         if r is None:
@@ -150,7 +155,7 @@ def main(argv=None) -> int:
     if not args.no_encode:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         result["encode"] = encode_rates(tok, files, sorted({1, cores}))
-        print("\nencoding (SentencePiece + shards, chunks of 1 MiB)")
+        print("\nencoding (SentencePiece + held-out split + shards, chunks of 1 MiB)")
         for r in result["encode"]:
             print(f"  {r['workers']:>3} workers  {r['mb']:7.1f} MB in {r['seconds']:6.2f} s = "
                   f"{r['mb_per_s']:6.2f} MB/s")

@@ -77,14 +77,14 @@ def cmd_dry_run(args) -> int:
         total_flops += flops
         gpu_h = flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
         rows.append([c.name, c.model.size, mcfg.hidden_size, mcfg.num_layers, c.data.vocab_size,
-                     len(c.data.langs) or "all", _si(p["embedding"]), _si(p["non_embedding"] + p["lm_head"]),
-                     _si(p["total"]), _si(tokens), f"{flops:.2e}", f"{gpu_h:,.1f}"])
-    print(_table(["run", "size", "hidden", "layers", "vocab", "langs", "emb params", "non-emb params",
+                     len(c.data.langs) or "all", _si(p["embedding"]), _si(p["non_embedding"]), _si(p["lm_head"]),
+                     _si(p["total"]), _si(tokens), f"{flops:.2e}", f"{gpu_h:,.3g}"])
+    print(_table(["run", "size", "hidden", "layers", "vocab", "langs", "embedding", "non-embedding", "LM head",
                   "total params", "tokens", "FLOPs", "GPU-h"], rows))
     gpu_h = total_flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
     print(f"\n{len(cfgs)} runs ({args.sweep}, scale {args.scale}, seeds {args.seeds}): {total_flops:.2e} FLOPs, "
-          f"{gpu_h:,.1f} GPU-hours at {args.mfu:.0%} MFU of {args.gpu_tflops:g} TFLOP/s "
-          "(non-embedding params include the LM head's dense layer; FLOPs count matmuls, head at masked tokens)")
+          f"{gpu_h:,.3g} GPU-hours at {args.mfu:.0%} MFU of {args.gpu_tflops:g} TFLOP/s "
+          "(LM head: dense + LayerNorm + bias, projection tied; FLOPs count matmuls, the head at masked tokens)")
     return 0
 
 
@@ -99,7 +99,7 @@ def cmd_run(args) -> int:
         raise XlmrError("the paper scale trains on CC-100: give --corpus DIR (one <lang>.txt[.xz] per language)")
     out = jobs.launch(cfgs, args.executor, opts, _root(args) / args.sweep, _suites(args.suites), wait=args.wait)
     if args.executor != "slurm":
-        states = jobs.sweep_status(_root(args) / args.sweep, _suites(args.suites) != ())
+        states = jobs.sweep_status(_root(args) / args.sweep)
         bad = [n for n in out.submitted if states.get(n) and states[n].state != "done"]
         return 1 if bad else 0
     return 0
@@ -108,7 +108,7 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     sweep_dir = _root(args) / args.sweep
     extra = [c.run_dir for c in _runs(args)] if args.scale else []
-    states = jobs.sweep_status(sweep_dir, _suites(args.suites) != (), extra)
+    states = jobs.sweep_status(sweep_dir, None if args.suites is None else _suites(args.suites) != (), extra)
     if not states:
         print(f"no runs under {sweep_dir}: launch the sweep with `run {args.sweep} --scale ...`")
         return 1

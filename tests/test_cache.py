@@ -35,7 +35,7 @@ def test_key_hash_is_order_independent_and_content_sensitive():
     assert key_hash({"a": 1}) != key_hash({"a": 2})
 
 
-def _build_slowly(root: str, out: "mp.Queue") -> None:
+def _build_slowly(root: str, out: mp.Queue) -> None:
     def build(tmp: Path) -> None:
         (tmp / "counter").write_text("built")
         out.put("build")
@@ -61,3 +61,17 @@ def test_two_processes_build_one_entry(tmp_path):
     assert results.count(True) == 2
     entry = entry_path("test", {"k": 1}, root=tmp_path)
     assert sorted(x.name for x in entry.iterdir()) == sorted(["counter", "payload", KEY_FILE])
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "f.json", {})
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -410,6 +410,7 @@ def test_batches_identical_across_processes_and_world_sizes(shards, demo_tokeniz
     assert not np.array_equal(a["0.1.0.ids"], a["17.1.0.ids"])
 
 
+@pytest.mark.timeout(120)
 def test_batch_iterator_resumes_by_step(shards, demo_tokenizer):
     tok = demo_tokenizer
     probs = {"en": 0.5, "zh": 0.5}
@@ -420,8 +421,12 @@ def test_batch_iterator_resumes_by_step(shards, demo_tokenizer):
     assert [s for s, _ in full] == list(range(6))
     with data.BatchIterator(shards, probs, start=4, end=6, **kw) as it:
         resumed = list(it)
-    for (s1, b1), (s2, b2) in zip(full[4:], resumed):
+    with data.BatchIterator(shards, probs, start=2, end=6, workers=2, prefetch=1, **kw) as it:
+        from_processes = list(it)
+    assert [s for s, _ in from_processes] == [2, 3, 4, 5]
+    for (s1, b1), (s2, b2) in [*zip(full[4:], resumed), *zip(full[2:], from_processes)]:
         assert s1 == s2 and b1["input_ids"].equal(b2["input_ids"]) and b1["labels"].equal(b2["labels"])
+        assert b1["lang"] == b2["lang"]
     # errors in the background thread reach the consumer
     with data.BatchIterator(shards, {"xx": 1.0}, start=0, end=3, **kw) as it, \
             pytest.raises(XlmrError, match="'xx'"):

@@ -19,6 +19,7 @@ runs the same two steps in a local process pool and caches the result.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import hashlib
 import json
@@ -449,14 +450,18 @@ def encode_corpus(tokenizer_file: str | os.PathLike, files: dict[str, Path], out
         with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(encode_chunk, tokenizer_file, files[lang], i, counts[lang], chunks_root)
                        for lang, i in tasks]
-            for n, fut in enumerate(futures, 1):
-                fut.result()
-                if log:
-                    log(f"encoded chunk {n}/{len(tasks)} ({time.time() - t0:.0f} s)")
+            try:
+                for n, fut in enumerate(futures, 1):
+                    fut.result()
+                    if log:
+                        log(f"encoded chunk {n}/{len(tasks)} ({time.time() - t0:.0f} s)")
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # do not finish a corpus that already failed
+                raise
     else:
         for lang, i in tasks:
             encode_chunk(tokenizer_file, files[lang], i, counts[lang], chunks_root)
-    info = merge_chunks(chunks_root, out_dir, list(files), counts, heldout=heldout, workers=1)
+    info = merge_chunks(chunks_root, out_dir, sorted(files), counts, heldout=heldout, workers=1)
     shutil.rmtree(chunks_root)
     return info
 
@@ -522,6 +527,14 @@ def _specials(special_ids, mask_id: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in ids))
 
 
+@functools.lru_cache(maxsize=8)
+def _special_table(vocab_size: int, special_ids: tuple[int, ...]) -> np.ndarray:
+    # (vocab_size,) bool lookup: faster than np.isin on every block
+    table = np.zeros(vocab_size, dtype=bool)
+    table[[i for i in special_ids if 0 <= i < vocab_size]] = True
+    return table
+
+
 def mask_block(tokens: np.ndarray, rng: np.random.Generator, cfg: MaskConfig, vocab_size: int, mask_id: int,
                special_ids: Sequence[int] | None = None,
                word_starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -542,7 +555,7 @@ def mask_block(tokens: np.ndarray, rng: np.random.Generator, cfg: MaskConfig, vo
     """
     tokens = np.asarray(tokens, dtype=np.int64)
     specials = _specials(special_ids, mask_id)
-    maskable = ~np.isin(tokens, specials)  # (T,)
+    maskable = ~_special_table(vocab_size, specials)[tokens]  # (T,)
     positions = np.flatnonzero(maskable)  # (M,) candidate positions
     if cfg.whole_word:
         if word_starts is None:
@@ -552,7 +565,7 @@ def mask_block(tokens: np.ndarray, rng: np.random.Generator, cfg: MaskConfig, vo
         unit_of_pos = np.cumsum(starts)[positions] - 1  # (M,) word index of each candidate position
         n_units = int(starts.sum())
     else:
-        unit_of_pos = np.arange(len(positions))
+        unit_of_pos = slice(None)  # one unit per candidate position
         n_units = len(positions)
 
     n_mask = min(n_units, int(cfg.mask_prob * n_units + rng.random()))  # probabilistic rounding
@@ -645,18 +658,41 @@ def make_batch(shards: ShardSet, probs: dict[str, float], *, seed: int, step: in
     return {"input_ids": torch.from_numpy(inputs), "labels": torch.from_numpy(labels), "lang": block_langs}
 
 
-class BatchIterator:
-    """Yields ``(step, make_batch(...))`` for steps start … end-1, computed ahead in a background thread.
+_WORKER_ARGS: tuple = ()
 
-    Batches depend only on the step, so resuming at step s is ``BatchIterator(..., start=s)``.
+
+def _as_tensors(batch: dict) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(v) if k != "lang" else v for k, v in batch.items()}
+
+
+def _init_batch_worker(shards: ShardSet, probs: dict[str, float], kwargs: dict) -> None:
+    global _WORKER_ARGS
+    _WORKER_ARGS = (shards, probs, kwargs)
+
+
+def _worker_batch(step: int) -> dict:
+    # numpy arrays travel by plain pickling; tensors would go through torch's shared-memory handles
+    shards, probs, kwargs = _WORKER_ARGS
+    batch = make_batch(shards, probs, step=step, **kwargs)
+    return {k: v.numpy() if k != "lang" else v for k, v in batch.items()}
+
+
+class BatchIterator:
+    """Yields ``(step, make_batch(...))`` for steps start … end-1, computed ahead in the background.
+
+    With ``workers=0`` one background thread builds the batches; with ``workers=N`` N processes
+    build them (batches are pure functions of the step, so any process can build any step) and
+    they are yielded in step order. Resuming at step s is ``BatchIterator(..., start=s)``.
     """
 
     def __init__(self, shards: ShardSet, probs: dict[str, float], *, start: int, end: int, prefetch: int = 4,
-                 pin_memory: bool = False, **batch_kwargs):
+                 workers: int = 0, pin_memory: bool = False, **batch_kwargs):
         self.start, self.end = start, end
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
-        self._args = (shards, probs, batch_kwargs, pin_memory)
+        self._args = (shards, probs, batch_kwargs, pin_memory, workers, max(1, prefetch))
         self._thread = threading.Thread(target=self._work, daemon=True, name="xlmr-batches")
         self._thread.start()
 
@@ -669,11 +705,32 @@ class BatchIterator:
                 continue
         return False
 
-    def _work(self) -> None:
-        shards, probs, kwargs, pin = self._args
-        try:
+    def _batches(self) -> Iterator[dict]:
+        shards, probs, kwargs, _, workers, prefetch = self._args
+        if workers <= 0:
             for step in range(self.start, self.end):
-                batch = make_batch(shards, probs, step=step, **kwargs)
+                yield make_batch(shards, probs, step=step, **kwargs)
+            return
+        # the shard set and settings go to each worker once; a task is then just a step number
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_batch_worker,
+                                 initargs=(shards, probs, kwargs)) as pool:
+            pending: collections.deque = collections.deque()
+            for step in range(self.start, self.end):
+                pending.append(pool.submit(_worker_batch, step))
+                if len(pending) >= workers + prefetch:  # bounded look-ahead, results in step order
+                    yield _as_tensors(pending.popleft().result())
+                if self._stop.is_set():
+                    break
+            while pending and not self._stop.is_set():
+                yield _as_tensors(pending.popleft().result())
+            for fut in pending:
+                fut.cancel()
+
+    def _work(self) -> None:
+        pin = self._args[3]
+        batches = self._batches()
+        try:
+            for step, batch in enumerate(batches, self.start):
                 if pin:
                     batch["input_ids"] = batch["input_ids"].pin_memory()
                     batch["labels"] = batch["labels"].pin_memory()
@@ -682,6 +739,8 @@ class BatchIterator:
         except BaseException as e:  # handed to the consumer, raised there
             self._put((None, None, e))
             return
+        finally:
+            batches.close()  # shuts the worker processes down
         self._put((None, None, StopIteration()))
 
     def __iter__(self) -> BatchIterator:
@@ -699,7 +758,7 @@ class BatchIterator:
     def close(self) -> None:
         """Stop the background thread."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=30)
 
     def __enter__(self) -> BatchIterator:
         return self

@@ -85,10 +85,11 @@ def read_job(run_dir: str | os.PathLike) -> dict | None:
         raise XlmrError(f"{path} is unreadable ({e}): delete it to resubmit the run") from None
 
 
-def record_job(run_dir: str | os.PathLike, job, executor: str) -> dict:
+def record_job(run_dir: str | os.PathLike, job, executor: str, suites: tuple[str, ...] | None = None) -> dict:
     """Write ``<run_dir>/job.json`` (atomically) for a job just submitted."""
     paths = job.paths
     rec = {"executor": executor, "job_id": str(job.job_id), "folder": str(paths.folder),
+           "suites": None if suites is None else list(suites),
            "stdout": str(paths.stdout), "stderr": str(paths.stderr),
            "submitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "submitted_unix": time.time(), "host": os.uname().nodename}
@@ -229,15 +230,18 @@ def _result_outcome(rec: dict) -> str | None:
     return outcome
 
 
-def run_state(run_dir: str | os.PathLike, need_eval: bool = True, grace_s: float = 120.0) -> RunState:
+def run_state(run_dir: str | os.PathLike, need_eval: bool | None = None, grace_s: float = 120.0) -> RunState:
     """The state of the run in ``run_dir`` from final.json, job.json and the scheduler.
 
+    ``need_eval``: whether a finished run needs evaluation results (None: as its job was submitted).
     A SLURM job unknown to both squeue and sacct counts as pending for ``grace_s`` after submission
     (accounting lags submission by a few seconds).
     """
     run_dir = Path(run_dir)
     rec = read_job(run_dir)
     base = {} if rec is None else {"job_id": rec["job_id"], "executor": rec["executor"], "log": rec["stderr"]}
+    if need_eval is None:
+        need_eval = rec is None or rec.get("suites") != []
     if is_done(run_dir, need_eval):
         return RunState("done", **base)
     if rec is None:
@@ -408,7 +412,7 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
                 with ex.batch():
                     handles = [ex.submit(TrainJob(cfg, suites)) for cfg in todo]
                 for cfg, job in zip(todo, handles):
-                    record_job(cfg.run_dir, job, kind)
+                    record_job(cfg.run_dir, job, kind, suites)
                     submitted.append(cfg.name)
                     jobs[cfg.name] = job.job_id
         for n, why in skipped.items():
@@ -435,7 +439,7 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
                 todo, skip = _to_submit([cfg], suites)
                 if todo:
                     job = ex.submit(TrainJob(cfg, suites))
-                    record_job(cfg.run_dir, job, kind)
+                    record_job(cfg.run_dir, job, kind, suites)
             if skip:
                 skipped.update(skip)
                 echo(f"skip {cfg.name}: {skip[cfg.name]}")
@@ -470,7 +474,7 @@ def sweep_runs(sweep_dir: str | os.PathLike) -> list[Path]:
                   if p.is_dir() and ((p / JOB_FILE).exists() or (p / "config.json").exists()))
 
 
-def sweep_status(sweep_dir: str | os.PathLike, need_eval: bool = True,
+def sweep_status(sweep_dir: str | os.PathLike, need_eval: bool | None = None,
                  extra: list[str | os.PathLike] = ()) -> dict[str, RunState]:
     """The state of every run of a sweep directory (plus ``extra`` run directories not yet submitted)."""
     dirs = {p.name: p for p in sweep_runs(sweep_dir)}

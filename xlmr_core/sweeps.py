@@ -85,10 +85,10 @@ class Preset:
     """Optimizer steps (fixed across a sweep: same steps × batch = same tokens for every run)."""
     lr: float
     """Peak learning rate."""
-    size: str
-    """The reference model size of the scale."""
+    model: ModelSpec
+    """The reference model of the scale (capacity, vocabulary and α sweeps)."""
     widths: tuple[int, ...]
-    """Hidden sizes of the capacity sweep (the first is ``size``'s own)."""
+    """Hidden sizes of the capacity sweep (layers and heads of ``model`` kept, FFN 4 × hidden)."""
     sizes: tuple[str, ...]
     """Named sizes of the model-size sweep."""
     vocabs: tuple[int, ...]
@@ -114,19 +114,21 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # ~15–30 s per run on 2 CPU cores; tiny is 4 layers × 256, the wider capacity run 384
-    "demo": Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 16, steps=150, lr=1e-3, size="tiny",
-                   widths=(256, 384), sizes=("debug", "tiny", "mini"), vocabs=(1000, 2000, 4000, 8000),
+    # seconds per run on 2 CPU cores: 4 layers × 128 (tiny, narrowed), the wider capacity runs 192
+    "demo": Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 8, steps=150, lr=2e-3,
+                   model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512),
+                   widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(1000, 2000, 4000, 8000),
                    lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
-                   tokenizer_sample_lines=200_000, eval_blocks=8, checkpoint_interval=50, log_interval=10),
+                   tokenizer_sample_lines=50_000, eval_blocks=8, checkpoint_interval=50, log_interval=10),
     # one GPU, the demo corpus: 4M tokens per run… enough for the small sizes to separate
-    "gpu": Preset(vocab_size=16000, seq_len=256, batch_tokens=256 * 128, steps=4000, lr=6e-4, size="small",
+    "gpu": Preset(vocab_size=16000, seq_len=256, batch_tokens=256 * 128, steps=4000, lr=6e-4,
+                  model=ModelSpec(size="small"),
                   widths=(512, 640, 768), sizes=("mini", "small", "base"), vocabs=(4000, 8000, 16000, 32000),
                   lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 20, 40),
                   tokenizer_sample_lines=1_000_000, eval_blocks=64, checkpoint_interval=500, log_interval=50),
     # the paper's ablation setting: BERT-base shape, 150K vocabulary (§5), 1M-token batches, 100K steps
     "paper": Preset(vocab_size=150_000, seq_len=512, batch_tokens=512 * 2048, steps=100_000, lr=6e-4,
-                    size="base", widths=(768, 960, 1152), sizes=("base", "large"),
+                    model=ModelSpec(size="base"), widths=(768, 960, 1152), sizes=("base", "large"),
                     vocabs=(32_000, 64_000, 128_000, 256_000), lang_counts=(7, 15, 30, 60, 100),
                     wide_lang_counts=(7, 30, 100), tokenizer_sample_lines=20_000_000, eval_blocks=256,
                     checkpoint_interval=2000, log_interval=100),
@@ -209,7 +211,7 @@ def nested_language_sets(sizes: dict[str, int], counts: tuple[int, ...], *, n_hi
 def _base_config(p: Preset, corpus: str, seed: int) -> RunConfig:
     return RunConfig(
         seed=seed,
-        model=ModelSpec(size=p.size),
+        model=p.model,
         data=DataConfig(corpus=corpus, vocab_size=p.vocab_size, seq_len=p.seq_len, batch_tokens=p.batch_tokens,
                         tokenizer_sample_lines=p.tokenizer_sample_lines),
         optim=OptimConfig(lr=p.lr),
@@ -234,20 +236,31 @@ def _tag(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _width_spec(size: str, hidden: int) -> ModelSpec:
-    """``size`` widened to ``hidden`` (FFN 4 × hidden, heads of the size's head width); a named size if one fits."""
+def hidden_of(spec: ModelSpec) -> int:
+    """The hidden size of a spec (its override, else its named size's)."""
     from .model import SIZES
 
-    ref = SIZES[size]
-    if hidden == ref["hidden_size"]:
-        return ModelSpec(size=size)
-    for name, shape in SIZES.items():  # base-w960 / base-w1152 are named sizes
-        if name.startswith(size + "-") and shape["hidden_size"] == hidden and shape["num_layers"] == ref["num_layers"]:
-            return ModelSpec(size=name)
-    heads = ref["num_heads"]
+    return spec.hidden_size or SIZES[spec.size]["hidden_size"]
+
+
+def with_width(spec: ModelSpec, hidden: int) -> ModelSpec:
+    """``spec`` at width ``hidden``: layers and heads kept, FFN 4 × hidden; a named size where one matches
+    (the paper's base-w960 and base-w1152)."""
+    from .model import SIZES
+
+    if hidden == hidden_of(spec):
+        return spec
+    ref = SIZES[spec.size]
+    heads = spec.num_heads or ref["num_heads"]
+    layers = spec.num_layers or ref["num_layers"]
+    if spec == ModelSpec(size=spec.size):
+        for name, shape in SIZES.items():
+            if (name.startswith(spec.size + "-") and shape["hidden_size"] == hidden
+                    and shape["num_layers"] == layers and shape["num_heads"] == heads):
+                return ModelSpec(size=name)
     if hidden % heads:
-        raise XlmrError(f"width {hidden} is not divisible by the {heads} heads of size {size!r}")
-    return ModelSpec(size=size, hidden_size=hidden, ffn_size=4 * hidden)
+        raise XlmrError(f"width {hidden} is not divisible by the {heads} heads of size {spec.size!r}")
+    return dataclasses.replace(spec, hidden_size=hidden, ffn_size=4 * hidden)
 
 
 def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | os.PathLike = "results",
@@ -261,7 +274,7 @@ def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: 
         sets, high, low = nested_language_sets(_size_by_lang(corpus), p.lang_counts)
     runs = []
     for wi, width in enumerate(p.widths):
-        spec = _width_spec(p.size, width)
+        spec = with_width(p.model, width)
         for n in p.lang_counts:
             if wi > 0 and n not in p.wide_lang_counts:
                 continue
@@ -269,7 +282,7 @@ def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: 
                 cfg = _base_config(p, corpus, seed)
                 cfg = dataclasses.replace(cfg, model=spec, data=dataclasses.replace(cfg.data, langs=sets[n]))
                 runs.append(_finish(cfg, root, "capacity_dilution", f"L{n:03d}-h{width}", seed,
-                                    {"n_langs": n, "width": width, "size": spec.size, "high": high, "low": low},
+                                    {"n_langs": n, "width": width, "high": high, "low": low},
                                     scale))
     return runs
 
@@ -292,29 +305,26 @@ def param_counts(spec: ModelSpec, vocab_pieces: int) -> dict[str, int]:
     return model.param_counts()
 
 
-def fixed_total_width(size: str, vocab_pieces: int, target_total: int) -> ModelSpec:
-    """The width of ``size`` (layers kept, heads dividing it, FFN 4×) whose total parameters are closest to
-    ``target_total`` with a ``vocab_pieces`` vocabulary (the paper's fixed-parameter vocabulary study, §5)."""
+def fixed_total_width(spec: ModelSpec, vocab_pieces: int, target_total: int) -> ModelSpec:
+    """``spec`` at the width (layers and heads kept, FFN 4 ×) whose total parameters with a ``vocab_pieces``
+    vocabulary are closest to ``target_total`` (the paper's fixed-parameter vocabulary study, §5)."""
     from .model import SIZES
 
-    ref = SIZES[size]
-    step = 2 * ref["num_heads"]  # an even head width; finer steps keep the totals within ~1 % of the target
+    heads = spec.num_heads or SIZES[spec.size]["num_heads"]
+    step = 2 * heads  # an even head width; finer steps keep the totals within ~1 % of the target
 
     def total(k: int) -> int:
-        return param_counts(ModelSpec(size=size, hidden_size=k * step, ffn_size=4 * k * step), vocab_pieces)["total"]
+        return param_counts(with_width(spec, k * step), vocab_pieces)["total"]
 
     # total parameters grow monotonically with the width: bisect for the last k with total(k) <= target
-    lo, hi = 1, max(2, 4 * ref["hidden_size"] // step)
+    lo, hi = 1, max(2, 4 * hidden_of(spec) // step)
     if total(lo) > target_total:
-        raise XlmrError(f"no width of size {size!r} fits {target_total} parameters with {vocab_pieces} pieces")
+        raise XlmrError(f"no width of {spec.size!r} fits {target_total} parameters with {vocab_pieces} pieces")
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if total(mid) <= target_total else (lo, mid)
     k = min((lo, hi), key=lambda k: abs(total(k) - target_total))
-    best = ModelSpec(size=size, hidden_size=k * step, ffn_size=4 * k * step)
-    if best.hidden_size == ref["hidden_size"]:
-        return ModelSpec(size=size)
-    return best
+    return with_width(spec, k * step)
 
 
 def vocab_scaling(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | os.PathLike = "results",
@@ -324,24 +334,21 @@ def vocab_scaling(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str 
     The fixed-total reference is the scale's model at the smallest vocabulary. At the demo scale the
     vocabularies are 1K–8K pieces, as the demo text cannot support the paper's 32K–256K.
     """
-    from .model import SIZES
-
     p = _preset(scale)
     corpus = _corpus_for(scale, corpus)
     vocabs = p.vocabs + ((512_000,) if include_512k and scale == "paper" else ())
     langs = PAPER_LANG_SETS[100] if scale == "paper" else ()
-    target = param_counts(ModelSpec(size=p.size), vocabs[0])["total"]
+    target = param_counts(p.model, vocabs[0])["total"]
     runs = []
     for mode in ("fixed_transformer", "fixed_total"):
         for v in vocabs:
-            spec = ModelSpec(size=p.size) if mode == "fixed_transformer" else fixed_total_width(p.size, v, target)
-            width = spec.hidden_size or SIZES[p.size]["hidden_size"]
+            spec = p.model if mode == "fixed_transformer" else fixed_total_width(p.model, v, target)
             for seed in seeds:
                 cfg = _base_config(p, corpus, seed)
                 cfg = dataclasses.replace(cfg, model=spec,
                                           data=dataclasses.replace(cfg.data, vocab_size=v, langs=langs))
                 runs.append(_finish(cfg, root, "vocab_scaling", f"v{v // 1000:03d}k-{mode}", seed,
-                                    {"vocab": v, "mode": mode, "width": width, "size": spec.size}, scale))
+                                    {"vocab": v, "mode": mode, "width": hidden_of(spec)}, scale))
     return runs
 
 

@@ -1,0 +1,445 @@
+"""Figures of the scaling studies, drawn from the DataFrames of ``xlmr_core.results``; every function returns a Figure.
+
+Conventions shared by all figures:
+
+- **Seeds.** A run's value for a language group is the mean over the group's languages in that run; a sweep
+  point's value is the mean over its seeds, and its error bar is ±1 sample standard deviation over the seeds
+  (ddof=1; no bar with one seed).
+- **Resource groups.** ``high`` / ``low`` come from the sweep's tags (the languages of the smallest language
+  set that the sweep marks as high- or low-resource, as XLM-7's en/fr/de/ru/zh vs sw/ur); without such tags,
+  ``resource_groups`` ranks the languages common to every run by training bytes: top third high, bottom third low.
+- **Trends.** Least squares of the per-run values (every seed) against log2 of the x value; the slope is the
+  change per doubling, with its standard error, and the band is ±1 standard error of the fitted line.
+- **The paper.** ``PAPER_XNLI`` holds the numbers that Conneau et al. (2019, arXiv 1911.02116) state in the text
+  of §5; they are drawn (capacity) or written (vocabulary, α) beside our curves, labelled "paper (XNLI acc.)".
+
+Every figure carries ``fig.plotted_data``: a DataFrame of exactly what is drawn (columns panel, series, x, y,
+err, n), and, where a trend is fitted, ``fig.fits`` (panel, series, slope, slope_se, intercept, n). Figures are
+built with ``matplotlib.figure.Figure`` (no pyplot state); sizes suit a paper column (~3.3 in per panel).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from .errors import XlmrError
+from .fsutil import atomic_write_bytes
+
+PANEL_W, PANEL_H = 3.3, 2.5  # inches: one panel per paper column
+PAPER_STYLE = dict(color="0.45", ls="--", marker="s", ms=3.5, lw=1.0)
+
+PAPER_XNLI: dict[str, dict] = {
+    "capacity": {"ref": "Conneau et al. 2019, §5 and Figure 2 (BERT-base, 150K vocab)",
+                 "n_langs": (7, 100), "xnli_all": (71.8, 67.7),
+                 "note": "average XNLI accuracy, 7 → 100 languages"},
+    "capacity_width": {"ref": "Conneau et al. 2019, §5 and Figure 4",
+                       "note": "widening 768 → 960 → 1152: XLM-30 catches up with XLM-7, XLM-100 still lags"},
+    "vocab": {"ref": "Conneau et al. 2019, §5 and Figure 6",
+              "fixed_total": "32K → 256K vocabulary: +2.8 avg. XNLI acc.",
+              "fixed_transformer": "128K → 512K vocabulary: more than +3 avg. XNLI acc."},
+    "alpha": {"ref": "Conneau et al. 2019, §5 and Figure 5", "best": 0.3,
+              "note": "α = 0.3 best overall; larger α favours high-resource, smaller α low-resource languages"},
+}
+"""The paper's numbers as its §5 states them (its figures give the other points only as bars)."""
+
+METRICS: dict[str, str] = {
+    "bpb": "held-out bits per byte",
+    "loss_bits": "held-out loss (bits per token)",
+    "acc": "masked-token accuracy",
+    "retrieval": "retrieval accuracy (↔ en)",
+    "tokens_per_char": "tokens per character",
+    "loss": "training loss (nats per token)",
+    "train_loss_bits": "training loss (bits per masked token)",
+}
+"""Axis labels, with units."""
+
+LOWER_IS_BETTER = {"bpb", "loss_bits", "tokens_per_char", "loss", "train_loss_bits"}
+GROUP_STYLE = {"high": dict(marker="o", ls="-"), "low": dict(marker="v", ls="--"), "all": dict(marker="D", ls=":")}
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def label(metric: str) -> str:
+    """Axis label of a metric, with its unit and direction."""
+    text = METRICS.get(metric, metric)
+    return text + (" ↓" if metric in LOWER_IS_BETTER else " ↑")
+
+
+def _figure(nrows: int, ncols: int, **kw) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(PANEL_W * ncols, PANEL_H * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _need(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise XlmrError(f"{what}: the results table has no column(s) {', '.join(missing)} "
+                        f"(columns: {', '.join(map(str, df.columns[:40]))}); is this the right sweep?")
+    if df.empty:
+        raise XlmrError(f"{what}: the results table is empty: no finished runs to plot")
+
+
+def _log2_axis(ax, values) -> None:
+    """A log2 x axis with plain tick labels at the given values."""
+    ax.set_xscale("log", base=2)
+    ticks = sorted({float(v) for v in values if np.isfinite(v) and v > 0})
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _done(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "done"] if "status" in df.columns else df
+
+
+def retrieval_accuracy(long_df: pd.DataFrame) -> pd.Series:
+    """Per row, the mean cross-lingual retrieval accuracy over the parallel sets and both directions (to/from
+    the pivot language); NaN where the language has no retrieval result (the pivot itself, no parallel text)."""
+    cols = [c for c in long_df.columns
+            if str(c).startswith("eval.retrieval.") and str(c).endswith((".to_pivot", ".from_pivot"))]
+    if not cols:
+        return pd.Series(np.nan, index=long_df.index, name="retrieval")
+    return long_df[cols].mean(axis=1, skipna=True).rename("retrieval")
+
+
+def resource_groups(long_df: pd.DataFrame) -> pd.Series:
+    """``high`` / ``low`` / ``other`` per row: the sweep's tags if they name both groups, else by training bytes.
+
+    Without tags, the languages trained on in every run are ranked by their training bytes; the top third is
+    ``high`` and the bottom third ``low`` (so the groups hold the same languages at every sweep point).
+    """
+    if "group" in long_df.columns and {"high", "low"} <= set(long_df["group"]):
+        return long_df["group"]
+    _need(long_df, ["run", "lang", "train_bytes"], "resource groups")
+    trained = long_df[long_df["in_training"].astype(bool)] if "in_training" in long_df.columns else long_df
+    runs = trained.groupby("lang")["run"].nunique()
+    common = runs.index[runs == trained["run"].nunique()]
+    size = trained[trained["lang"].isin(common)].groupby("lang")["train_bytes"].mean().sort_values(ascending=False)
+    k = max(1, len(size) // 3)
+    group = {lang: "high" for lang in size.index[:k]} | {lang: "low" for lang in size.index[len(size) - k:]}
+    return long_df["lang"].map(group).fillna("other").rename("group")
+
+
+def seed_stats(df: pd.DataFrame, keys: Sequence[str], value: str) -> pd.DataFrame:
+    """Mean, sample std (ddof=1) and count over the rows (one per run) of each ``keys`` group."""
+    g = df.dropna(subset=[value]).groupby(list(keys))[value]
+    out = g.agg(y="mean", err="std", n="count").reset_index()
+    out["err"] = out["err"].where(out["n"] > 1)
+    return out
+
+
+def run_group_means(long_df: pd.DataFrame, metric: str, groups: Sequence[str] = ("high", "low"),
+                    keys: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per run and resource group: the mean of ``metric`` over the group's trained languages."""
+    df = _done(long_df).copy()
+    df["group"] = resource_groups(df)
+    if metric == "retrieval":
+        df["retrieval"] = retrieval_accuracy(df)
+    if "in_training" in df.columns:
+        df = df[df["in_training"].astype(bool)]
+    keep = ["run", "seed", *keys]
+    parts = []
+    for g in groups:
+        sub = df if g == "all" else df[df["group"] == g]
+        m = sub.groupby(keep, dropna=False)[metric].mean().reset_index()
+        parts.append(m.assign(group=g))
+    return pd.concat(parts, ignore_index=True)
+
+
+def fit_log_trend(x, y) -> dict:
+    """Least squares ``y = a + b·log2(x)``: slope b (per doubling of x) ± its standard error, intercept a.
+
+    Standard errors use the residual variance RSS/(n−2); they are NaN with fewer than three points.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    t, y = np.log2(x[ok]), y[ok]
+    n = len(t)
+    if n < 2 or np.ptp(t) == 0:
+        return dict(slope=math.nan, slope_se=math.nan, intercept=math.nan, intercept_se=math.nan, n=n,
+                    s2=math.nan, t_mean=math.nan, sxx=math.nan)
+    t_mean = t.mean()
+    sxx = float(((t - t_mean) ** 2).sum())
+    slope = float(((t - t_mean) * (y - y.mean())).sum() / sxx)
+    intercept = float(y.mean() - slope * t_mean)
+    s2 = float(((y - intercept - slope * t) ** 2).sum() / (n - 2)) if n > 2 else math.nan
+    return dict(slope=slope, slope_se=math.sqrt(s2 / sxx), intercept=intercept,
+                intercept_se=math.sqrt(s2 * (1 / n + t_mean ** 2 / sxx)), n=n, s2=s2, t_mean=float(t_mean),
+                sxx=sxx)
+
+
+def _draw_trend(ax, fit: dict, xs, color) -> None:
+    """The fitted line over the x range and its ±1 standard-error band."""
+    if not np.isfinite(fit["slope"]):
+        return
+    grid = np.geomspace(min(xs), max(xs), 50)
+    t = np.log2(grid)
+    line = fit["intercept"] + fit["slope"] * t
+    ax.plot(grid, line, color=color, lw=0.8, alpha=0.8)
+    if np.isfinite(fit["s2"]):
+        se = np.sqrt(fit["s2"] * (1 / fit["n"] + (t - fit["t_mean"]) ** 2 / fit["sxx"]))
+        ax.fill_between(grid, line - se, line + se, color=color, alpha=0.15, lw=0)
+
+
+def _errorbar(ax, d: pd.DataFrame, **kw):
+    return ax.errorbar(d["x"], d["y"], yerr=d["err"].fillna(0).to_numpy(), capsize=2, ms=4, lw=1.2, **kw)
+
+
+def _colors(n: int):
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(0.15 + 0.7 * i / max(1, n - 1)) for i in range(n)]
+
+
+def _attach(fig: Figure, rows: list[pd.DataFrame], fits: list[dict] | None = None) -> Figure:
+    fig.plotted_data = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    fig.fits = pd.DataFrame(fits or [])
+    return fig
+
+
+def _single(df: pd.DataFrame, col: str, what: str):
+    vals = df[col].dropna().unique()
+    if len(vals) > 1:
+        raise XlmrError(f"{what}: runs differ in {col} ({', '.join(map(str, sorted(vals)))}); "
+                        f"compare runs of one budget (filter the table first)")
+    return vals[0] if len(vals) else None
+
+
+# ---------------------------------------------------------------- capacity dilution (Figures 2 and 4)
+
+
+def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n_langs", hue: str = "width",
+                      retrieval: bool = True, paper: bool = True) -> Figure:
+    """Per-language ``metric`` and retrieval accuracy against the number of languages, high- and low-resource
+    groups apart, one curve per width, ±1 s.d. over seeds, a log-linear trend ± s.e.; the last row compares
+    at matched per-language tokens (Chang et al. 2023: x = tokens the run spent on each language)."""
+    _need(long_df, ["run", "lang", x, metric, "tokens"], "capacity_dilution")
+    df = _done(long_df).copy()
+    if hue not in df.columns:
+        df[hue] = "all"
+    steps = _single(df, "steps", "capacity_dilution") if "steps" in df.columns else None
+    df["lang_tokens"] = df["tokens"] * df["prob"] if "prob" in df.columns else np.nan
+    ys = [metric] + (["retrieval"] if retrieval and retrieval_accuracy(df).notna().any() else [])
+    fig, axes = _figure(len(ys) + 1, 2)
+    hues = sorted(df[hue].dropna().unique())
+    colors = dict(zip(hues, _colors(len(hues))))
+    xs = sorted(df[x].dropna().unique())
+    rows, fits = [], []
+    for r, ycol in enumerate(ys):
+        per_run = run_group_means(df, ycol, keys=[x, hue])
+        for c, group in enumerate(("high", "low")):
+            ax = axes[r, c]
+            for h in hues:
+                runs = per_run[(per_run["group"] == group) & (per_run[hue] == h)]
+                pts = seed_stats(runs, [x], ycol).rename(columns={x: "x"})
+                if pts.empty:
+                    continue
+                fit = fit_log_trend(runs[x], runs[ycol])
+                panel = f"{ycol}:{group}"
+                series = f"{hue}={h:g}" if isinstance(h, (int, float, np.number)) else f"{hue}={h}"
+                lab = f"{series}  slope {fit['slope']:+.3f} ± {fit['slope_se']:.3f}/2×"
+                _errorbar(ax, pts, color=colors[h], label=lab, **GROUP_STYLE[group])
+                _draw_trend(ax, fit, xs, colors[h])
+                rows.append(pts.assign(panel=panel, series=series))
+                fits.append(dict(panel=panel, series=series, **{k: fit[k] for k in
+                                                                ("slope", "slope_se", "intercept", "n")}))
+            ax.set_title(f"{group}-resource languages" + (f", {steps:g} steps" if steps and r == 0 else ""),
+                         fontsize=9)
+            ax.set_xlabel("languages in training (log scale)")
+            ax.set_ylabel(label(ycol))
+            _log2_axis(ax, xs)
+            ax.legend(fontsize=6, loc="best")
+    if paper and x == "n_langs":
+        p = PAPER_XNLI["capacity"]
+        ax = axes[0, 0]
+        ax.set_xlim(min(xs[0], p["n_langs"][0]) / 1.2, max(xs[-1], p["n_langs"][-1]) * 1.2)
+        _log2_axis(ax, [*xs, *p["n_langs"]])
+        twin = ax.twinx()
+        twin.plot(p["n_langs"], p["xnli_all"], label="paper (XNLI acc.), all langs", **PAPER_STYLE)
+        twin.set_ylabel("paper (XNLI acc., %)", fontsize=7, color="0.45")
+        twin.tick_params(labelsize=6, colors="0.45")
+        twin.legend(fontsize=6, loc="lower right")
+        rows.append(pd.DataFrame({"x": p["n_langs"], "y": p["xnli_all"], "err": np.nan, "n": 1,
+                                  "panel": f"{metric}:high", "series": "paper (XNLI acc.)"}))
+
+    # matched per-language tokens: more languages in a fixed budget means fewer tokens for each of them
+    per_run = run_group_means(df, metric, keys=[x, hue])
+    tok = run_group_means(df, "lang_tokens", keys=[x, hue])
+    per_run = per_run.merge(tok, on=["run", "seed", x, hue, "group"])
+    for c, group in enumerate(("high", "low")):
+        ax = axes[-1, c]
+        for h in hues:
+            runs = per_run[(per_run["group"] == group) & (per_run[hue] == h)]
+            if runs.empty:
+                continue
+            pts = seed_stats(runs, [x], metric)
+            pts = pts.merge(runs.groupby(x)["lang_tokens"].mean().rename("x").reset_index(), on=x)
+            series = f"{hue}={h:g}" if isinstance(h, (int, float, np.number)) else f"{hue}={h}"
+            _errorbar(ax, pts, color=colors[h], label=series, **GROUP_STYLE[group])
+            for _, p in pts.iterrows():
+                ax.annotate(f"{p[x]:g}", (p["x"], p["y"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            rows.append(pts.drop(columns=[x]).assign(panel=f"{metric}:tokens:{group}", series=series,
+                                                     n_langs=pts[x].to_numpy()))
+        ax.set_xscale("log")
+        ax.set_title(f"{group}-resource, at matched tokens per language", fontsize=9)
+        ax.set_xlabel("tokens seen per language (log scale; labels: languages)")
+        ax.set_ylabel(label(metric))
+        ax.legend(fontsize=6, loc="best")
+    fig.suptitle("Capacity dilution: more languages at a fixed model and budget", fontsize=10)
+    return _attach(fig, rows, fits)
+
+
+# ---------------------------------------------------------------- vocabulary (Figure 6)
+
+
+def vocab_scaling(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "vocab", mode: str = "mode",
+                  paper: bool = True) -> Figure:
+    """``metric`` against vocabulary size in both modes (fixed Transformer, fixed total parameters), with
+    fertility (tokens per character) and the embedding share of the parameters beside it."""
+    _need(long_df, ["run", "lang", x, mode, metric, "params_embedding", "params_total"], "vocab_scaling")
+    df = _done(long_df).copy()
+    if "in_training" in df.columns:
+        df = df[df["in_training"].astype(bool)]
+    fert = "eval.tokenizer.tokens_per_char"
+    df["tokens_per_char"] = df[fert] if fert in df.columns else np.nan
+    df["embedding_share"] = df["params_embedding"] / df["params_total"]
+    runs = df.groupby(["run", "seed", x, mode], dropna=False).agg(
+        **{metric: (metric, "mean"), "tokens_per_char": ("tokens_per_char", "mean"),
+           "embedding_share": ("embedding_share", "first")}).reset_index()
+    panels = [metric, "tokens_per_char", "embedding_share"]
+    fig, axes = _figure(1, 3)
+    modes = sorted(runs[mode].unique())
+    styles = {m: dict(color=c, marker=mk) for m, c, mk in zip(modes, ("C0", "C3", "C2", "C1"), "osD^")}
+    xs = sorted(runs[x].unique())
+    rows, fits = [], []
+    for ax, col in zip(axes[0], panels):
+        for m in modes:
+            sub = runs[runs[mode] == m]
+            pts = seed_stats(sub, [x], col).rename(columns={x: "x"})
+            if pts.empty:
+                continue
+            lab = m.replace("_", " ")
+            if col == metric:
+                fit = fit_log_trend(sub[x], sub[col])
+                fits.append(dict(panel=col, series=m, **{k: fit[k] for k in ("slope", "slope_se", "intercept", "n")}))
+                lab += f"  {fit['slope']:+.3f} ± {fit['slope_se']:.3f}/2×"
+            _errorbar(ax, pts, label=lab, **styles[m])
+            rows.append(pts.assign(panel=col, series=m))
+        _log2_axis(ax, xs)
+        ax.set_xlabel("vocabulary (SentencePiece pieces, log scale)")
+        ax.set_ylabel("embedding share of parameters" if col == "embedding_share" else label(col))
+        ax.legend(fontsize=6, loc="best")
+    axes[0, 0].set_title("masked LM, both modes", fontsize=9)
+    axes[0, 1].set_title("fertility (held-out text)", fontsize=9)
+    axes[0, 2].set_title("parameters in the embeddings", fontsize=9)
+    axes[0, 2].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    if paper:
+        p = PAPER_XNLI["vocab"]
+        axes[0, 0].text(0.02, 0.02, f"paper (XNLI acc.):\nfixed total: {p['fixed_total']}\n"
+                        f"fixed Transformer: {p['fixed_transformer']}", transform=axes[0, 0].transAxes,
+                        fontsize=5.5, color="0.35", va="bottom")
+    fig.suptitle("Vocabulary size: fixed Transformer vs fixed total parameters", fontsize=10)
+    return _attach(fig, rows, fits)
+
+
+# ---------------------------------------------------------------- sampling exponent (Figure 5)
+
+
+def sampling_alpha(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "alpha", paper: bool = True) -> Figure:
+    """Low- and high-resource ``metric`` per sampling exponent α (q_i ∝ p_i^α), and the trade-off between them."""
+    _need(long_df, ["run", "lang", x, metric], "sampling_alpha")
+    per_run = run_group_means(long_df, metric, groups=("high", "low", "all"), keys=[x])
+    fig, axes = _figure(1, 2)
+    rows = []
+    ax = axes[0, 0]
+    for g, color in zip(("high", "low", "all"), ("C0", "C3", "0.3")):
+        pts = seed_stats(per_run[per_run["group"] == g], [x], metric).rename(columns={x: "x"})
+        if pts.empty:
+            continue
+        _errorbar(ax, pts, color=color, label=f"{g}-resource" if g != "all" else "all languages", **GROUP_STYLE[g])
+        rows.append(pts.assign(panel=metric, series=g))
+    alphas = sorted(per_run[x].unique())
+    ax.set_xscale("log")
+    ax.set_xticks(alphas)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("sampling exponent α (log scale)")
+    ax.set_ylabel(label(metric))
+    ax.legend(fontsize=6)
+    if paper:
+        p = PAPER_XNLI["alpha"]
+        ax.axvline(p["best"], **{k: v for k, v in PAPER_STYLE.items() if k in ("color", "ls", "lw")})
+        ax.text(p["best"], 0.98, " paper (XNLI acc.): best α", transform=ax.get_xaxis_transform(), fontsize=6,
+                color="0.35", va="top")
+    # the trade-off: each α a point (high, low)
+    ax = axes[0, 1]
+    wide = pd.concat([seed_stats(per_run[per_run["group"] == g], [x], metric).set_index(x).add_prefix(g + "_")
+                      for g in ("high", "low")], axis=1).dropna(subset=["high_y", "low_y"]).reset_index()
+    ax.errorbar(wide["high_y"], wide["low_y"], xerr=wide["high_err"].fillna(0), yerr=wide["low_err"].fillna(0),
+                fmt="o-", color="C2", capsize=2, ms=4, lw=1)
+    for _, r in wide.iterrows():
+        ax.annotate(f"α={r[x]:g}", (r["high_y"], r["low_y"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    rows.append(pd.DataFrame({"x": wide["high_y"], "y": wide["low_y"], "err": wide["low_err"],
+                              "n": wide["low_n"], "alpha": wide[x], "panel": "tradeoff", "series": "high vs low"}))
+    ax.set_xlabel(f"high-resource {label(metric)}")
+    ax.set_ylabel(f"low-resource {label(metric)}")
+    ax.set_title("trade-off between the groups", fontsize=9)
+    fig.suptitle("Language sampling exponent α", fontsize=10)
+    return _attach(fig, rows)
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def training_curves(curves_df: pd.DataFrame, y: str = "loss_bits", *, x: str = "tokens", hue: str = "point",
+                    logx: bool = True) -> Figure:
+    """Training loss against tokens seen, one line per sweep point (mean over seeds, band ±1 s.d.)."""
+    _need(curves_df, [x, y], "training_curves")
+    df = curves_df.dropna(subset=[x, y]).copy()
+    if hue not in df.columns:
+        df[hue] = df["run"]
+    fig, axes = _figure(1, 1)
+    ax = axes[0, 0]
+    fig.set_size_inches(PANEL_W * 1.4, PANEL_H * 1.2)
+    hues = sorted(df[hue].astype(str).unique())
+    colors = dict(zip(hues, _colors(len(hues))))
+    rows = []
+    for h in hues:
+        pts = seed_stats(df[df[hue].astype(str) == h], [x], y).rename(columns={x: "x"})
+        ax.plot(pts["x"], pts["y"], color=colors[h], lw=1, label=h)
+        if pts["err"].notna().any():
+            ax.fill_between(pts["x"], pts["y"] - pts["err"].fillna(0), pts["y"] + pts["err"].fillna(0),
+                            color=colors[h], alpha=0.2, lw=0)
+        rows.append(pts.assign(panel=y, series=h))
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel({"tokens": "training tokens seen", "step": "optimizer steps", "flops": "training FLOPs"}.get(x, x)
+                  + (" (log scale)" if logx else ""))
+    ax.set_ylabel(METRICS["train_loss_bits"] if y == "loss_bits" else label(y))
+    ax.legend(fontsize=6, ncol=2 if len(hues) > 6 else 1)
+    return _attach(fig, rows)
+
+
+# ---------------------------------------------------------------- saving
+
+
+def save(fig: Figure, figures_dir: str | os.PathLike, name: str, dpi: int = 200) -> list[Path]:
+    """Write ``figures_dir/name.png`` (``dpi``) and ``name.pdf`` atomically; returns both paths."""
+    out = []
+    for ext in ("png", "pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=dpi if ext == "png" else None, bbox_inches="tight")
+        out.append(atomic_write_bytes(Path(figures_dir) / f"{name}.{ext}", buf.getvalue()))
+    return out
