@@ -1,26 +1,49 @@
-"""Training-step time of our XLM-R against transformers' XLMRobertaForMaskedLM, same weights, same batches.
+"""Training-step time and peak memory of our XLM-R against transformers' XLMRobertaForMaskedLM, same weights.
 
 Both models start from the same random weights (transformers' init, copied into ours through xlmr_core.hf),
 get the same pre-generated masked batches (fairseq 80/10/10 masking, no padding, as in pretraining) and train
-with AdamW (fused where the device supports it). The first losses are checked to agree (dropout off for that
-check), then timed steps alternate between the two models after a warm-up; the script prints the median
-step time of each, tokens/s, the median of the paired ratios and the FLOP-count prediction of the ratio.
+with fused AdamW and the same dropout. The first losses are checked to agree (dropout off for that check), then
+timed steps alternate between the models after a warm-up, so that load from other jobs on a shared machine hits
+both alike; the script reports the median step time of each, tokens/s, the median of the paired step-time
+ratios and, beside it, the FLOP-count prediction of the ratio (``train_flops_for``). Peak memory is measured
+for each model alone in a fresh process (CPU: RSS high-water mark above the RSS after building the model;
+GPU: ``torch.cuda.max_memory_allocated`` above the allocation after building it).
 
-    python benchmarks/train_step.py --layers 4 --hidden 256 --heads 4 --ffn 1024 --vocab 32000 \
-        --seq 128 --batch 16 --steps 10
+Precisions: ``fp32`` (the parity setting) and ``bf16`` (both models under bf16 autocast). With both in one run,
+the rotation also pairs our bf16 step with transformers' fp32 step, reported on its own line.
+
+    python benchmarks/train_step.py --config a                      # fp32 and bf16, config (a)
+    python benchmarks/train_step.py --config b --precision fp32 --threads 1
+    python benchmarks/train_step.py --all --threads 1               # (a), (b), (c) -> results/train_step_cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
-import math
+import os
+import platform
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# (a) tiny with a 32K vocabulary, (b) the same with XLM-R's 250002, (c) a wider and deeper model at seq 256
+CONFIGS: dict[str, dict] = {
+    "a": dict(layers=4, hidden=256, heads=4, ffn=1024, vocab=32000, seq=128, batch=16),
+    "b": dict(layers=4, hidden=256, heads=4, ffn=1024, vocab=250002, seq=128, batch=16),
+    "c": dict(layers=6, hidden=512, heads=8, ffn=2048, vocab=64000, seq=256, batch=8),
+}
+TARGETS = {"a": 3.0, "b": 6.0, "c": 2.5}  # speed-up targets (transformers step time / ours)
 
 
 def masked_batches(n: int, batch: int, seq: int, vocab: int, mask_rate: float, seed: int = 0):
@@ -40,117 +63,267 @@ def masked_batches(n: int, batch: int, seq: int, vocab: int, mask_rate: float, s
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--ffn", type=int, default=1024)
-    ap.add_argument("--vocab", type=int, default=32000)
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--mask-rate", type=float, default=0.15)
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per model")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for both models")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+def model_configs(shape: dict):
+    """(our ModelConfig, transformers XLMRobertaConfig with sdpa attention) for a benchmark shape."""
+    from transformers import XLMRobertaConfig
 
     from xlmr_core import hf
-    from xlmr_core.model import XLMRForMaskedLM, model_config, train_flops_for
+    from xlmr_core.model import model_config
 
-    dev = torch.device(args.device)
-    cfg = model_config("tiny", args.vocab, hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
-                       ffn_size=args.ffn, max_positions=max(512, args.seq))
+    cfg = model_config("tiny", shape["vocab"], hidden_size=shape["hidden"], num_layers=shape["layers"],
+                       num_heads=shape["heads"], ffn_size=shape["ffn"], max_positions=max(512, shape["seq"]))
     hcfg = XLMRobertaConfig(**{k: v for k, v in hf.hf_config(cfg).items() if k not in ("architectures", "dtype")},
                             attn_implementation="sdpa")
-    torch.manual_seed(0)
-    theirs = XLMRobertaForMaskedLM(hcfg).to(dev)
+    return cfg, hcfg
+
+
+def build(which: str, shape: dict, dev: torch.device, seed: int = 0):
+    """A freshly initialised model (``which`` = "ours" or "transformers") on ``dev``, in train mode."""
+    from transformers import XLMRobertaForMaskedLM
+
+    from xlmr_core.model import XLMRForMaskedLM
+
+    cfg, hcfg = model_configs(shape)
+    torch.manual_seed(seed)
+    model = XLMRForMaskedLM(cfg) if which == "ours" else XLMRobertaForMaskedLM(hcfg)
+    return model.to(dev).train()
+
+
+def step_fn(model, which: str, dev: torch.device, precision: str):
+    """One training step (forward, backward, fused AdamW step) as a function of (input_ids, labels)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type in ("cuda", "cpu"))
+    amp = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
+
+    def step(x, y):
+        with amp():
+            loss = model(x, y).loss if which == "ours" else model(input_ids=x, labels=y).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_memory(which: str, shape: dict, dev: torch.device, precision: str, steps: int = 2) -> int:
+    """Peak bytes that training steps add above the built model (run in a fresh process: one model only)."""
+    batches = [(x.to(dev), y.to(dev)) for x, y in
+               masked_batches(steps, shape["batch"], shape["seq"], shape["vocab"], 0.15)]
+    model = build(which, shape, dev)
+    step = step_fn(model, which, dev, precision)
+    if dev.type == "cuda":
+        _sync(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+    else:
+        base = _rss_bytes()
+    # the second step is the peak: AdamW's moments exist from the first step on
+    for x, y in batches:
+        step(x, y)
+    _sync(dev)
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) - base
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base  # ru_maxrss is in KiB on Linux
+
+
+def peak_memory(which: str, shape: dict, dev: torch.device, precision: str, threads: int) -> int:
+    """:func:`measure_memory` in a subprocess, so that the other model's allocations cannot count."""
+    cmd = [sys.executable, __file__, "--memory-of", which, "--shape-json", json.dumps(shape),
+           "--device", str(dev), "--precision", precision, "--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return int(json.loads(out.strip().splitlines()[-1])["peak_bytes"])
+
+
+def compare(shape: dict, precisions: list[str], dev: torch.device, steps: int, warmup: int,
+            mask_rate: float = 0.15) -> dict:
+    """Same-weights loss check, then alternating timed steps of both models in each precision."""
+    from xlmr_core import hf
+    from xlmr_core.model import XLMRForMaskedLM, train_flops_for
+
+    cfg, _ = model_configs(shape)
+    theirs = build("transformers", shape, dev)
     ours = XLMRForMaskedLM(cfg)
     ours.load_state_dict(hf.from_hf_state_dict(theirs.state_dict(), cfg))
-    ours.to(dev)
+    ours.to(dev).train()
     batches = [(x.to(dev), y.to(dev)) for x, y in
-               masked_batches(args.warmup + args.steps, args.batch, args.seq, args.vocab, args.mask_rate)]
-    amp = torch.autocast(dev.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
+               masked_batches(warmup + steps, shape["batch"], shape["seq"], shape["vocab"], mask_rate)]
 
-    # same function: first losses agree with dropout off
+    # same function: first losses agree with dropout off (bf16 rounds differently in the two)
+    first = {}
     theirs.eval()
     ours.eval()
-    with torch.no_grad(), amp:
-        x, y = batches[0]
-        l_theirs = theirs(input_ids=x, labels=y).loss.item()
-        l_ours = ours(x, y).loss.item()
-    tol = 2e-2 if args.bf16 else 1e-4
-    assert abs(l_theirs - l_ours) < tol, (l_theirs, l_ours)
+    x, y = batches[0]
+    for p in precisions:
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=p == "bf16"):
+            lt, lo = theirs(input_ids=x, labels=y).loss.item(), ours(x, y).loss.item()
+        tol = 2e-2 if p == "bf16" else 1e-5
+        if not abs(lt - lo) <= tol * max(1.0, abs(lt)):
+            raise SystemExit(f"first losses differ in {p}: transformers {lt:.6f}, ours {lo:.6f}")
+        first[p] = dict(transformers=lt, ours=lo)
     theirs.train()
     ours.train()
 
-    fused = dict(fused=True) if dev.type in ("cuda", "cpu") else {}
-    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-4, **fused)
-    opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4, **fused)
-
-    def step_theirs(x, y):
-        with amp:
-            loss = theirs(input_ids=x, labels=y).loss
-        loss.backward()
-        opt_theirs.step()
-        opt_theirs.zero_grad(set_to_none=True)
-
-    def step_ours(x, y):
-        with amp:
-            loss = ours(x, y).loss
-        loss.backward()
-        opt_ours.step()
-        opt_ours.zero_grad(set_to_none=True)
-
-    def timed(fn, x, y):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn(x, y)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t
-
-    t_theirs, t_ours = [], []
+    # one optimizer per (model, precision): the rotation keeps each one's state and timing apart
+    runs = {(w, p): step_fn(m, w, dev, p) for p in precisions for w, m in (("transformers", theirs), ("ours", ours))}
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in runs}
     for i, (x, y) in enumerate(batches):
-        a, b = timed(step_theirs, x, y), timed(step_ours, x, y)
-        if i >= args.warmup:
-            t_theirs.append(a)
-            t_ours.append(b)
-    tokens = args.batch * args.seq
-    med_theirs, med_ours = statistics.median(t_theirs), statistics.median(t_ours)
-    ratio = statistics.median(a / b for a, b in zip(t_theirs, t_ours))
-    f_ours = train_flops_for(cfg, tokens, args.seq, args.mask_rate, masked_only=True)
-    f_theirs = train_flops_for(cfg, tokens, args.seq, args.mask_rate, masked_only=False)
-    res = dict(config=dict(layers=args.layers, hidden=args.hidden, heads=args.heads, ffn=args.ffn, vocab=args.vocab,
-                           seq=args.seq, batch=args.batch, mask_rate=args.mask_rate, bf16=args.bf16,
-                           device=str(dev), threads=torch.get_num_threads(), steps=args.steps),
-               first_loss=dict(transformers=l_theirs, ours=l_ours),
-               step_s=dict(transformers=med_theirs, ours=med_ours),
-               tokens_per_s=dict(transformers=tokens / med_theirs, ours=tokens / med_ours),
-               speedup=ratio, flop_prediction=f_theirs / f_ours,
-               gflops_per_step=dict(transformers=f_theirs / 1e9, ours=f_ours / 1e9))
-    print(f"config: {args.layers} layers x {args.hidden}, {args.heads} heads, FFN {args.ffn}, vocab {args.vocab}, "
-          f"seq {args.seq}, batch {args.batch}, {'bf16 autocast' if args.bf16 else 'fp32'}, {dev}, "
-          f"{torch.get_num_threads()} threads, median of {args.steps} steps after {args.warmup} warm-up")
-    print(f"first loss      transformers {l_theirs:.6f}   ours {l_ours:.6f}")
-    print(f"step time       transformers {med_theirs * 1e3:8.1f} ms   ours {med_ours * 1e3:8.1f} ms")
-    print(f"tokens/s        transformers {tokens / med_theirs:8.0f}      ours {tokens / med_ours:8.0f}")
-    print(f"speedup (median of paired ratios) {ratio:.2f}x;  FLOP-count prediction {f_theirs / f_ours:.2f}x "
-          f"({f_theirs / 1e9:.1f} vs {f_ours / 1e9:.1f} GFLOP/step)")
-    print(f"achieved        transformers {f_theirs / med_theirs / 1e9:.1f} GFLOP/s   "
-          f"ours {f_ours / med_ours / 1e9:.1f} GFLOP/s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=1) + "\n")
-    assert math.isfinite(ratio)
+        for k, fn in runs.items():
+            _sync(dev)
+            t = time.perf_counter()
+            fn(x, y)
+            _sync(dev)
+            if i >= warmup:
+                times[k].append(time.perf_counter() - t)
+
+    tokens = shape["batch"] * shape["seq"]
+    f_ours = train_flops_for(cfg, tokens, shape["seq"], mask_rate, masked_only=True)
+    f_theirs = train_flops_for(cfg, tokens, shape["seq"], mask_rate, masked_only=False)
+
+    def paired(a, b):
+        return statistics.median(s / t for s, t in zip(times[a], times[b]))
+
+    out = dict(first_loss=first, flop_prediction=f_theirs / f_ours,
+               gflop_per_step=dict(transformers=f_theirs / 1e9, ours=f_ours / 1e9), precisions={})
+    for p in precisions:
+        med = {w: statistics.median(times[(w, p)]) for w in ("transformers", "ours")}
+        out["precisions"][p] = dict(
+            step_s=med, tokens_per_s={w: tokens / s for w, s in med.items()},
+            gflop_per_s=dict(transformers=f_theirs / med["transformers"] / 1e9, ours=f_ours / med["ours"] / 1e9),
+            speedup=paired(("transformers", p), ("ours", p)))
+    if "bf16" in precisions and "fp32" in precisions:
+        out["ours_bf16_vs_transformers_fp32"] = paired(("transformers", "fp32"), ("ours", "bf16"))
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_config(name: str, shape: dict, precisions: list[str], dev: torch.device, args) -> dict:
+    """Timing comparison plus fresh-process peak memory of each model, printed as it goes."""
+    desc = (f"({name}) {shape['layers']} x {shape['hidden']}, {shape['heads']} heads, FFN {shape['ffn']}, "
+            f"vocab {shape['vocab']}, seq {shape['seq']}, batch {shape['batch']}")
+    print(f"\n{desc}: {args.steps} timed steps after {args.warmup} warm-up, {torch.get_num_threads()} threads, {dev}",
+          flush=True)
+    res = dict(shape=shape, **compare(shape, precisions, dev, args.steps, args.warmup))
+    for p, r in res["precisions"].items():
+        if p in args.memory.split(","):
+            r["peak_memory_bytes"] = {w: peak_memory(w, shape, dev, p, torch.get_num_threads())
+                                      for w in ("transformers", "ours")}
+        _print_precision(p, r, res)
+    if "ours_bf16_vs_transformers_fp32" in res:
+        print(f"  ours in bf16 against transformers in fp32 (paired median): "
+              f"{res['ours_bf16_vs_transformers_fp32']:.2f}x", flush=True)
+    return res
+
+
+def _print_precision(p: str, r: dict, res: dict) -> None:
+    lt, lo = res["first_loss"][p]["transformers"], res["first_loss"][p]["ours"]
+    st, so = r["step_s"]["transformers"], r["step_s"]["ours"]
+    print(f"  [{p}] first loss transformers {lt:.6f} ours {lo:.6f}")
+    print(f"  [{p}] step {st * 1e3:9.1f} ms vs {so * 1e3:8.1f} ms   tokens/s {r['tokens_per_s']['transformers']:8.0f}"
+          f" vs {r['tokens_per_s']['ours']:8.0f}   speed-up {r['speedup']:.2f}x "
+          f"(FLOP-count prediction {res['flop_prediction']:.2f}x)")
+    if "peak_memory_bytes" in r:
+        mt, mo = r["peak_memory_bytes"]["transformers"], r["peak_memory_bytes"]["ours"]
+        print(f"  [{p}] peak memory above the model: transformers {mt / 2**20:.0f} MiB, ours {mo / 2**20:.0f} MiB "
+              f"({mo / mt:.2f} of transformers)", flush=True)
+
+
+def print_table(results: dict) -> None:
+    """One row per (config, precision): times, tokens/s, measured and predicted ratio, memory."""
+    head = (f"{'cfg':<4}{'prec':<6}{'HF ms':>9}{'ours ms':>9}{'HF tok/s':>10}{'ours tok/s':>11}"
+            f"{'speed-up':>9}{'FLOP pred':>10}{'target':>8}{'HF MiB':>9}{'ours MiB':>9}{'mem ratio':>10}")
+    print("\n" + head + "\n" + "-" * len(head))
+    for name, res in results.items():
+        for p, r in res["precisions"].items():
+            mem = r.get("peak_memory_bytes")
+            mcols = (f"{mem['transformers'] / 2**20:9.0f}{mem['ours'] / 2**20:9.0f}"
+                     f"{mem['ours'] / mem['transformers']:10.2f}") if mem else f"{'':>28}"
+            print(f"{name:<4}{p:<6}{r['step_s']['transformers'] * 1e3:9.0f}{r['step_s']['ours'] * 1e3:9.0f}"
+                  f"{r['tokens_per_s']['transformers']:10.0f}{r['tokens_per_s']['ours']:11.0f}"
+                  f"{r['speedup']:8.2f}x{res['flop_prediction']:9.2f}x{TARGETS.get(name, 0):7.1f}x{mcols}")
+        if "ours_bf16_vs_transformers_fp32" in res:
+            print(f"{name:<4}ours bf16 vs HF fp32 (paired median): {res['ours_bf16_vs_transformers_fp32']:.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="a", help="comma-separated benchmark configs among " + ",".join(CONFIGS))
+    ap.add_argument("--all", action="store_true", help="configs a,b,c; write results/train_step_<device>.json")
+    for k in ("layers", "hidden", "heads", "ffn", "vocab", "seq", "batch"):
+        ap.add_argument(f"--{k}", type=int, default=None, help=f"override the config's {k}")
+    ap.add_argument("--precision", default="fp32,bf16", help="fp32, bf16 or both (comma-separated)")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per model and precision")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per model and precision first")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
+    ap.add_argument("--memory", default="fp32,bf16",
+                    help="precisions whose peak memory is measured in fresh processes ('' for none)")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--update", action="store_true",
+                    help="merge these configs into results/train_step_<device>.json (or --json), keeping others")
+    ap.add_argument("--memory-of", choices=("ours", "transformers"), help=argparse.SUPPRESS)
+    ap.add_argument("--shape-json", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    precisions = [p for p in args.precision.split(",") if p]
+    if not precisions or set(precisions) - {"fp32", "bf16"}:
+        raise SystemExit(f"--precision must list fp32 and/or bf16, got {args.precision!r}")
+
+    if args.memory_of:  # child process of peak_memory()
+        peak = measure_memory(args.memory_of, json.loads(args.shape_json), dev, precisions[0])
+        print(json.dumps({"peak_bytes": peak}))
+        return
+
+    names = list(CONFIGS) if args.all else [c for c in args.config.split(",") if c]
+    unknown = [c for c in names if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown config(s) {unknown}; choose among {', '.join(CONFIGS)}")
+    overrides = {k: getattr(args, k) for k in ("layers", "hidden", "heads", "ffn", "vocab", "seq", "batch")
+                 if getattr(args, k) is not None}
+    results = {}
+    for name in names:
+        shape = {**CONFIGS[name], **overrides}
+        results[name if not overrides else f"{name}*"] = run_config(name, shape, precisions, dev, args)
+    print_table(results)
+
+    import transformers
+
+    meta = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), device=str(dev),
+                cpu=cpu_model(), gpu=torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+                threads=torch.get_num_threads(), cpus=os.cpu_count(), load_avg_1_5_15=os.getloadavg(),
+                torch=torch.__version__, transformers=transformers.__version__,
+                steps=args.steps, warmup=args.warmup, command=" ".join([Path(sys.executable).name] + sys.argv))
+    for res in results.values():
+        res["run"] = meta
+    out = args.json or (RESULTS / f"train_step_{dev.type}.json" if args.all or args.update else None)
+    if out:
+        from xlmr_core.fsutil import atomic_write_json, file_lock
+
+        with file_lock(Path(tempfile.gettempdir()) / f"{out.name}.lock"):
+            # --update replaces these configs in the existing file and keeps the others (one run per config)
+            old = json.loads(out.read_text())["configs"] if args.update and out.exists() else {}
+            atomic_write_json(out, dict(targets=TARGETS, configs={**old, **results}))
+        print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

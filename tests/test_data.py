@@ -1,7 +1,7 @@
 """Token shards, batches and masking (xlmr_core.data) on the real demo corpus and tokenizer.
 
-Runtime: about a minute on 2 cores (the shard encodes, two racing subprocesses and two batch
-subprocesses dominate).
+Runtime: about 40 s on 2 cores once conftest's demo tokenizer is cached (the shard encodes and the
+subprocesses that race for a cache entry or rebuild batches dominate).
 """
 
 from __future__ import annotations

@@ -160,16 +160,16 @@ def test_array_status_collect_and_no_duplicates(array_sweep):
 def test_preempted_job_resumes_from_its_checkpoint(slurm_cluster, warm_cache, tmp_path):
     # long enough to be caught mid-run (the signal makes the trainer checkpoint at the next step)
     over = [o for o in OVERRIDES if not o.startswith(("schedule.steps", "checkpoint.interval"))]
-    over += ["schedule.steps=600", "checkpoint.interval=200"]
+    over += ["schedule.steps=300", "checkpoint.interval=100"]
     launch("run", "model_size", "--only", "debug-s0", "--suites", "none", *SLURM_FLAGS, root=tmp_path,
            overrides=over)
     run_dir = tmp_path / "model_size" / "debug-s0"
     job_id = jobs.read_job(run_dir)["job_id"]
     deadline = time.time() + 120
-    while not steps_logged(run_dir) or steps_logged(run_dir)[-1] < 5:
+    while not steps_logged(run_dir) or steps_logged(run_dir)[-1] < 3:
         assert time.time() < deadline, "the low-priority job never started training"
         assert jobs.run_state(run_dir, need_eval=False).state in ("pending", "running")
-        time.sleep(0.5)
+        time.sleep(0.1)
     # a job in the high-priority partition needs the whole node: SLURM preempts (requeues) ours
     high = subprocess.run(["sbatch", "--parsable", "-p", "high", "-c", "2", "--mem", "100M", "-J", "xlmr-high",
                            "--wrap", "sleep 2"], capture_output=True, text=True, check=True).stdout.strip()
@@ -179,18 +179,20 @@ def test_preempted_job_resumes_from_its_checkpoint(slurm_cluster, warm_cache, tm
 
     final = json.loads((run_dir / "final.json").read_text())
     meta = json.loads((run_dir / "config.json").read_text())
-    assert final["steps"] == 600
+    assert final["steps"] == 300
     # the second start resumed from a checkpoint written after the signal, not from step 0
     resumed = meta["resumed_from"]
-    assert resumed and int(Path(resumed).stem.split("_")[1]) >= 5, meta["resumed_from"]
+    assert resumed and int(Path(resumed).stem.split("_")[1]) >= 3, meta["resumed_from"]
     steps = steps_logged(run_dir)
-    assert steps == list(range(1, 601)), "metrics.jsonl should hold each step once, in order"
-    log = Path(jobs.read_job(run_dir)["stderr"]).read_text()
-    assert "this job is preempted" in log and "Requeued job" in log
+    assert steps == list(range(1, 301)), "metrics.jsonl should hold each step once, in order"
+    rec = jobs.read_job(run_dir)
+    log = Path(rec["stderr"]).read_text() + Path(rec["stdout"]).read_text()
+    assert "this job is preempted" in log and "Requeued job" in log  # submitit's handler, via the trainer's
     # accounting keeps the preempted first start of the same job id
     hist = subprocess.run(["sacct", "-X", "-n", "-P", "--duplicates", "-j", job_id, "-o", "JobID,State"],
                           capture_output=True, text=True, check=True).stdout.split()
-    assert any("PREEMPTED" in h or "REQUEUED" in h for h in hist) and hist[-1].endswith("COMPLETED"), hist
+    assert any(h.endswith(("PREEMPTED", "REQUEUED")) for h in hist[:-1]), hist
+    assert hist[-1].endswith(("RUNNING", "COMPLETING", "COMPLETED")), hist  # accounting may lag final.json
 
 
 @pytest.mark.timeout(200)
@@ -221,7 +223,7 @@ def test_two_task_job_trains_with_gloo_across_tasks(array_sweep, tmp_path):
 def test_failed_job_shows_its_error_and_leaves_others_intact(slurm_cluster, warm_cache, tmp_path):
     launch("run", "model_size", "--only", "debug-s0", "--suites", "none", *SLURM_FLAGS, root=tmp_path)
     bad = tmp_path / "no-such-corpus"
-    launch("run", "model_size", "--only", "debug-s1", "--suites", "none", *SLURM_FLAGS, root=tmp_path,
+    launch("run", "model_size", "--seeds", "1", "--only", "debug-s1", "--suites", "none", *SLURM_FLAGS, root=tmp_path,
            overrides=[*OVERRIDES, f"data.corpus={bad}"])
     states = wait_states(tmp_path / "model_size", {"done", "failed"}, 2, timeout=150)
     assert states["debug-s0"].state == "done" and states["debug-s1"].state == "failed", states

@@ -85,3 +85,75 @@ def run_notebooks(results_dir: str | os.PathLike, figures_dir: str | os.PathLike
         done[name] = run_notebook(name, results_dir, figures_dir, sweep=sweep, parameters=parameters)
         echo(f"notebook {name}: {time.time() - t0:.0f}s -> {done[name]}")
     return done
+
+
+# ---------------------------------------------------------------- helpers for explore.ipynb
+
+
+def parallel_sentences(corpus_dir: str | os.PathLike, langs: Sequence[str], *, set_name: str = "udhr_para",
+                       n: int = 20) -> dict[str, list[str]]:
+    """The first ``n`` sentences shared by all ``langs`` (same ids) of a parallel set: {lang: [text, ...]}."""
+    from .evaluate import read_tsv, set_languages
+
+    have = [lang for lang in langs if lang in set_languages(corpus_dir, set_name)]
+    if not have:
+        raise XlmrError(f"none of {', '.join(langs)} is in the parallel set {set_name!r} of {corpus_dir}")
+    items = {lang: read_tsv(Path(corpus_dir) / "eval" / set_name / f"{lang}.tsv") for lang in have}
+    ids = [i for i in items[have[0]] if all(i in items[lang] for lang in have)][:n]
+    return {lang: [items[lang][i] for i in ids] for lang in have}
+
+
+def tokenize_table(tokenizer, texts: dict[str, str]):
+    """One row per language: the pieces of its text, their number and tokens per character."""
+    import pandas as pd
+
+    rows = []
+    for lang, text in texts.items():
+        ids = tokenizer.encode(text)
+        rows.append({"lang": lang, "tokens": len(ids), "chars": len(text), "tokens_per_char": len(ids) / len(text),
+                     "pieces": " ".join(tokenizer.id_to_piece(i) for i in ids)})
+    return pd.DataFrame(rows)
+
+
+def fill_mask(model, tokenizer, text: str, *, position: int | None = None, k: int = 5):
+    """Mask one token of ``text`` (the middle one by default) and return the model's top ``k`` pieces."""
+    import pandas as pd
+    import torch
+
+    ids = tokenizer.encode(text)
+    if not ids:
+        raise XlmrError(f"text {text!r} has no tokens to mask")
+    position = len(ids) // 2 if position is None else position
+    if not 0 <= position < len(ids):
+        raise XlmrError(f"position {position} is outside the text's {len(ids)} tokens")
+    ids = ids[: model.config.max_positions - 3]
+    x = torch.tensor([[tokenizer.bos_id, *ids, tokenizer.eos_id]])
+    x[0, position + 1] = tokenizer.mask_id
+    with torch.no_grad():
+        probs = model.logits(x)[0, position + 1].float().softmax(-1)  # (V,)
+    p, top = probs.topk(k)
+    return pd.DataFrame({"piece": [tokenizer.id_to_piece(int(i)) for i in top], "prob": p.numpy(),
+                         "masked": tokenizer.id_to_piece(ids[position])})
+
+
+def nearest_neighbours(model, tokenizer, sentences: dict[str, list[str]], *, query: str = "en"):
+    """For each language, how often the nearest ``query``-language sentence (cosine of mean-pooled middle-layer
+    states, ``evaluate.embed``) is its translation, and the first sentence's neighbour."""
+    import numpy as np
+    import pandas as pd
+
+    from .evaluate import embed
+
+    if query not in sentences:
+        raise XlmrError(f"query language {query!r} is not among {', '.join(sentences)}")
+    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    q = unit(embed(model, tokenizer, sentences[query]))  # (n, H)
+    rows = []
+    for lang, texts in sentences.items():
+        if lang == query:
+            continue
+        sim = unit(embed(model, tokenizer, texts)) @ q.T  # (n, n)
+        best = sim.argmax(1)
+        rows.append({"lang": lang, "accuracy": float((best == np.arange(len(texts))).mean()), "n": len(texts),
+                     "sentence": texts[0][:60], "neighbour": sentences[query][best[0]][:60]})
+    return pd.DataFrame(rows)

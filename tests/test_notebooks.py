@@ -1,0 +1,154 @@
+"""The analysis notebooks, executed by papermill against the results of real (tiny) sweeps run in this session
+through the launcher's debug executor: every figure is written and the numbers drawn match the results table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xlmr_core import jobs, notebooks, results, sweeps
+from xlmr_core.config import apply_overrides
+
+NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "explore")
+# the debug model for a few steps on short blocks: seconds per run; small tokenizers, cached across runs
+TINY = ["model.size=debug", "schedule.steps=6", "data.seq_len=32", "data.batch_tokens=256",
+        "data.micro_batch_blocks=0", "data.tokenizer_sample_lines=8000", "eval.max_blocks=2", "eval.draws=1",
+        "log_interval=2", "checkpoint.interval=6"]
+
+
+def _launch(cfgs, root: Path, sweep: str) -> None:
+    out = jobs.launch(cfgs, "debug", jobs.LaunchOptions(), root / sweep, suites=("bpb", "tokenizer"),
+                      echo=lambda *_: None)
+    assert sorted(out.submitted) == sorted(c.name for c in cfgs)
+    states = jobs.sweep_status(root / sweep)
+    assert {n: s.state for n, s in states.items()} == {c.name: "done" for c in cfgs}
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory, demo_corpus) -> Path:
+    """Tiny capacity (2 language sets × 2 widths × 2 seeds), vocabulary (2 sizes × 2 modes) and α (2 values)
+    sweeps from ``xlmr_core.sweeps`` with the debug model, trained and evaluated for real."""
+    from xlmr_core.evaluate import evaluate_run
+
+    root = tmp_path_factory.mktemp("results")
+    cap = [apply_overrides(c, TINY + ["data.vocab_size=1000"])
+           for c in sweeps.get_sweep("capacity_dilution", "demo", (0, 1), root, demo_corpus)
+           if c.name.startswith(("L005-", "L010-"))]
+    assert len(cap) == 8
+    _launch(cap, root, "capacity_dilution")
+    for c in cap:  # retrieval on a small parallel set (the launcher's default suites would take minutes here)
+        evaluate_run(c.run_dir, ["retrieval"], sets=("udhr_para",), max_items=30, unseen=(), quiet=True)
+    langs = ",".join(cap[0].data.langs)  # the five languages of the smallest set: shared tokenizers and shards
+    voc = [apply_overrides(c, TINY + [f"data.langs=[{langs}]"])
+           for c in sweeps.get_sweep("vocab_scaling", "demo", (0,), root, demo_corpus)
+           if c.name.startswith(("v001k-", "v002k-"))]
+    assert len(voc) == 4
+    _launch(voc, root, "vocab_scaling")
+    alpha = [apply_overrides(c, TINY + [f"data.langs=[{langs}]", "data.vocab_size=1000"])
+             for c in sweeps.get_sweep("sampling_alpha", "demo", (0,), root, demo_corpus)
+             if c.name.startswith(("a0.3-", "a1-"))]
+    assert len(alpha) == 2
+    _launch(alpha, root, "sampling_alpha")
+    return root
+
+
+@pytest.fixture(scope="module")
+def executed(tiny_results, tmp_path_factory) -> Path:
+    figures = tmp_path_factory.mktemp("figures")
+    out = notebooks.run_notebooks(tiny_results, figures, names=NOTEBOOKS, echo=lambda *_: None)
+    assert sorted(out) == sorted(NOTEBOOKS)
+    return figures
+
+
+def _group_means(long: pd.DataFrame, group: str, metric: str, keys: list[str]) -> pd.Series:
+    """Independent of plots: per run the mean over the group's trained languages, then the mean over seeds."""
+    sub = long[(long["group"] == group) & long["in_training"].astype(bool)]
+    return sub.groupby(["run", *keys])[metric].mean().groupby(keys).mean()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_notebooks_write_every_figure(executed):
+    for name in NOTEBOOKS:
+        nb = json.loads((executed / f"{name}.ipynb").read_text(encoding="utf-8"))
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(c["execution_count"] for c in code), f"{name}: a cell did not run"
+        assert not any(o.get("output_type") == "error" for c in code for o in c["outputs"])
+        assert any(o.get("data", {}).get("image/png") for c in code for o in c["outputs"]), f"{name}: no figure shown"
+        for fig in notebooks.FIGURES[name]:
+            for ext in ("png", "pdf", "csv"):
+                path = executed / f"{fig}.{ext}"
+                assert path.exists() and path.stat().st_size > 500, path
+    assert (executed / "capacity_dilution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_plotted_numbers_match_the_results_table(executed, tiny_results):
+    # capacity: high- and low-resource bits per byte per (languages, width), seeds averaged
+    long = results.load_long(tiny_results / "capacity_dilution")
+    assert set(long["n_langs"]) == {5, 10} and set(long["seed"]) == {0, 1}
+    drawn = pd.read_csv(executed / "capacity_dilution.csv")
+    for group in ("high", "low"):
+        want = _group_means(long, group, "bpb", ["n_langs", "width"])
+        for (n, w), value in want.items():
+            got = drawn[(drawn["panel"] == f"bpb:{group}") & (drawn["series"] == f"width={w}") & (drawn["x"] == n)]
+            assert len(got) == 1 and got["y"].iloc[0] == pytest.approx(value, rel=1e-9)
+            assert got["n"].iloc[0] == 2  # two seeds
+    retr = drawn[drawn["panel"].str.startswith("retrieval:")]
+    assert len(retr) and retr["y"].between(0, 1).all()
+    # the paper's stated endpoints beside ours
+    assert set(drawn[drawn["series"] == "paper (XNLI acc.)"]["y"]) == {71.8, 67.7}
+
+    # vocabulary: mean bits per byte over the trained languages per (vocabulary, mode); embedding share
+    long = results.load_long(tiny_results / "vocab_scaling")
+    drawn = pd.read_csv(executed / "vocab_scaling.csv")
+    trained = long[long["in_training"].astype(bool)]
+    want = trained.groupby(["run", "vocab", "mode"])["bpb"].mean().groupby(["vocab", "mode"]).mean()
+    for (v, mode), value in want.items():
+        got = drawn[(drawn["panel"] == "bpb") & (drawn["series"] == mode) & (drawn["x"] == v)]
+        assert got["y"].iloc[0] == pytest.approx(value, rel=1e-9)
+    runs = results.load(tiny_results / "vocab_scaling")
+    share = drawn[drawn["panel"] == "embedding_share"].merge(runs, left_on=["x", "series"], right_on=["vocab", "mode"])
+    np.testing.assert_allclose(share["y"], share["params_embedding"] / share["params_total"])
+    fert = drawn[drawn["panel"] == "tokens_per_char"]
+    assert fert["y"].between(0.05, 1.5).all()
+    # more pieces, fewer tokens per character (the same text, a larger unigram vocabulary)
+    ft = fert[fert["series"] == "fixed_transformer"].sort_values("x")["y"].to_numpy()
+    assert ft[-1] < ft[0]
+
+    # α: per group and α
+    long = results.load_long(tiny_results / "sampling_alpha")
+    drawn = pd.read_csv(executed / "sampling_alpha.csv")
+    for group in ("high", "low"):
+        for a, value in _group_means(long, group, "bpb", ["alpha"]).items():
+            got = drawn[(drawn["panel"] == "bpb") & (drawn["series"] == group) & np.isclose(drawn["x"], a)]
+            assert got["y"].iloc[0] == pytest.approx(value, rel=1e-9)
+
+    # training curves: the logged steps of every capacity point, loss in bits
+    curves = results.load_curves(tiny_results / "capacity_dilution")
+    drawn = pd.read_csv(executed / "capacity_dilution_curves.csv")
+    want = curves.groupby(["point", "tokens"])["loss_bits"].mean()
+    got = drawn.set_index(["series", "x"])["y"]
+    np.testing.assert_allclose(got.loc[want.index].to_numpy(), want.to_numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_are_stored_without_outputs(name):
+    path = notebooks.NOTEBOOK_DIR / f"{name}.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code
+    for c in code:
+        assert c["outputs"] == [] and c["execution_count"] is None, f"{path}: commit it without outputs"
+        src = "".join(c["source"])
+        assert "def " not in src and "lambda" not in src, f"{path}: notebooks call library functions only"
+    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1
+    src = "".join(params[0]["source"])
+    for key in ("results_dir", "figures_dir", "sweep"):
+        assert f"{key} =" in src
