@@ -24,7 +24,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -109,9 +108,12 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _rss_bytes(field: str = "VmRSS") -> int:
+    """Resident set size (``VmRSS``) or its high-water mark (``VmHWM``) of this process, from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def measure_memory(which: str, shape: dict, dev: torch.device, precision: str, steps: int = 2) -> int:
@@ -125,6 +127,9 @@ def measure_memory(which: str, shape: dict, dev: torch.device, precision: str, s
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
     else:
+        # VmHWM, unlike ru_maxrss, is not inherited from the parent across fork + exec; writing 5 to
+        # clear_refs resets it to the current RSS, so the model's build-time transients do not count
+        Path("/proc/self/clear_refs").write_text("5")
         base = _rss_bytes()
     # the second step is the peak: AdamW's moments exist from the first step on
     for x, y in batches:
@@ -132,7 +137,7 @@ def measure_memory(which: str, shape: dict, dev: torch.device, precision: str, s
     _sync(dev)
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) - base
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base  # ru_maxrss is in KiB on Linux
+    return _rss_bytes("VmHWM") - base
 
 
 def peak_memory(which: str, shape: dict, dev: torch.device, precision: str, threads: int) -> int:
@@ -219,8 +224,17 @@ def run_config(name: str, shape: dict, precisions: list[str], dev: torch.device,
     """Timing comparison plus fresh-process peak memory of each model, printed as it goes."""
     desc = (f"({name}) {shape['layers']} x {shape['hidden']}, {shape['heads']} heads, FFN {shape['ffn']}, "
             f"vocab {shape['vocab']}, seq {shape['seq']}, batch {shape['batch']}")
-    print(f"\n{desc}: {args.steps} timed steps after {args.warmup} warm-up, {torch.get_num_threads()} threads, {dev}",
-          flush=True)
+    runs = "peak memory only" if args.memory_only else f"{args.steps} timed steps after {args.warmup} warm-up"
+    print(f"\n{desc}: {runs}, {torch.get_num_threads()} threads, {dev}", flush=True)
+    if args.memory_only:
+        res = dict(shape=shape, precisions={p: {} for p in precisions})
+        for p, r in res["precisions"].items():
+            r["peak_memory_bytes"] = {w: peak_memory(w, shape, dev, p, torch.get_num_threads())
+                                      for w in ("transformers", "ours")}
+            mt, mo = r["peak_memory_bytes"]["transformers"], r["peak_memory_bytes"]["ours"]
+            print(f"  [{p}] peak memory above the model: transformers {mt / 2**20:.0f} MiB, ours {mo / 2**20:.0f} "
+                  f"MiB ({mo / mt:.2f} of transformers)", flush=True)
+        return res
     res = dict(shape=shape, **compare(shape, precisions, dev, args.steps, args.warmup))
     for p, r in res["precisions"].items():
         if p in args.memory.split(","):
@@ -263,6 +277,14 @@ def print_table(results: dict) -> None:
             print(f"{name:<4}ours bf16 vs HF fp32 (paired median): {res['ours_bf16_vs_transformers_fp32']:.2f}x")
 
 
+def _merge(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s entries, nested dicts merged key by key (a re-measured part replaces only itself)."""
+    out = dict(old)
+    for k, v in new.items():
+        out[k] = _merge(old[k], v) if isinstance(v, dict) and isinstance(old.get(k), dict) else v
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="a", help="comma-separated benchmark configs among " + ",".join(CONFIGS))
@@ -279,6 +301,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     ap.add_argument("--update", action="store_true",
                     help="merge these configs into results/train_step_<device>.json (or --json), keeping others")
+    ap.add_argument("--memory-only", action="store_true", help="only the fresh-process peak-memory runs")
     ap.add_argument("--memory-of", choices=("ours", "transformers"), help=argparse.SUPPRESS)
     ap.add_argument("--shape-json", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -304,7 +327,8 @@ def main() -> None:
     for name in names:
         shape = {**CONFIGS[name], **overrides}
         results[name if not overrides else f"{name}*"] = run_config(name, shape, precisions, dev, args)
-    print_table(results)
+    if not args.memory_only:
+        print_table(results)
 
     import transformers
 
@@ -314,15 +338,17 @@ def main() -> None:
                 torch=torch.__version__, transformers=transformers.__version__,
                 steps=args.steps, warmup=args.warmup, command=" ".join([Path(sys.executable).name] + sys.argv))
     for res in results.values():
-        res["run"] = meta
+        res["memory_run" if args.memory_only else "run"] = meta
     out = args.json or (RESULTS / f"train_step_{dev.type}.json" if args.all or args.update else None)
     if out:
         from xlmr_core.fsutil import atomic_write_json, file_lock
 
         with file_lock(Path(tempfile.gettempdir()) / f"{out.name}.lock"):
             # --update replaces these configs in the existing file and keeps the others (one run per config)
-            old = json.loads(out.read_text())["configs"] if args.update and out.exists() else {}
-            atomic_write_json(out, dict(targets=TARGETS, configs={**old, **results}))
+            configs = json.loads(out.read_text())["configs"] if args.update and out.exists() else {}
+            for name, res in results.items():
+                configs[name] = _merge(configs.get(name, {}), res)
+            atomic_write_json(out, dict(targets=TARGETS, configs=configs))
         print(f"\nwrote {out}")
 
 

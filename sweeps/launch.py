@@ -57,6 +57,10 @@ def _si(x: float) -> str:
     return f"{x:.0f}"
 
 
+def _hours(h: float) -> str:
+    return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
+
+
 def _table(headers: list[str], rows: list[list]) -> str:
     cells = [headers] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -78,12 +82,12 @@ def cmd_dry_run(args) -> int:
         gpu_h = flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
         rows.append([c.name, c.model.size, mcfg.hidden_size, mcfg.num_layers, c.data.vocab_size,
                      len(c.data.langs) or "all", _si(p["embedding"]), _si(p["non_embedding"]), _si(p["lm_head"]),
-                     _si(p["total"]), _si(tokens), f"{flops:.2e}", f"{gpu_h:,.3g}"])
+                     _si(p["total"]), _si(tokens), f"{flops:.2e}", _hours(gpu_h)])
     print(_table(["run", "size", "hidden", "layers", "vocab", "langs", "embedding", "non-embedding", "LM head",
                   "total params", "tokens", "FLOPs", "GPU-h"], rows))
     gpu_h = total_flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
     print(f"\n{len(cfgs)} runs ({args.sweep}, scale {args.scale}, seeds {args.seeds}): {total_flops:.2e} FLOPs, "
-          f"{gpu_h:,.3g} GPU-hours at {args.mfu:.0%} MFU of {args.gpu_tflops:g} TFLOP/s "
+          f"{_hours(gpu_h)} GPU-hours at {args.mfu:.0%} MFU of {args.gpu_tflops:g} TFLOP/s "
           "(LM head: dense + LayerNorm + bias, projection tied; FLOPs count matmuls, the head at masked tokens)")
     return 0
 

@@ -257,7 +257,9 @@ def run_state(run_dir: str | os.PathLike, need_eval: bool | None = None, grace_s
         if sched is None and time.time() - rec.get("submitted_unix", 0) < grace_s:
             return RunState("pending", scheduler_state="SUBMITTED", **base)
     elif ex in ("local", "debug"):
-        if pid_alive(rec["pid"], rec.get("pid_start")) and rec.get("host") == os.uname().nodename:
+        # a debug run recorded by this very process has ended by the time anyone here asks
+        mine = ex == "debug" and rec["pid"] == os.getpid()
+        if not mine and pid_alive(rec["pid"], rec.get("pid_start")) and rec.get("host") == os.uname().nodename:
             return RunState("running", scheduler_state="ALIVE", **base)
         sched = "EXITED"
     # submitted, no longer queued or running, not done: it failed (raised, was cancelled, killed or timed out)

@@ -63,7 +63,7 @@ def run_notebook(name: str, results_dir: str | os.PathLike, figures_dir: str | o
     if sweep or name in ANALYSIS:
         params["sweep"] = sweep or ANALYSIS[name]
     params.update(parameters or {})
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp = out.with_name(f".{name}.tmp{os.getpid()}.ipynb")
     try:
         papermill.execute_notebook(str(src), str(tmp), parameters=params, kernel_name="python3",
                                    kernel_manager_class=_kernel_manager_class(), cwd=str(figures_dir),

@@ -303,7 +303,7 @@ def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n
             rows.append(pts.drop(columns=[x]).assign(panel=f"{metric}:tokens:{group}", series=series,
                                                      n_langs=pts[x].to_numpy()))
         ax.set_xscale("log")
-        ticks = sorted(per_run.groupby(x)["lang_tokens"].mean().dropna())
+        ticks = sorted({float(v) for d in rows if d["panel"].iloc[0] == f"{metric}:tokens:{group}" for v in d["x"]})
         ax.set_xticks(ticks)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -388,12 +388,10 @@ def sampling_alpha(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "alph
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("sampling exponent α")
     ax.set_ylabel(label(metric))
-    ax.legend(fontsize=6)
     if paper:
-        p = PAPER_XNLI["alpha"]
-        ax.axvline(p["best"], **{k: v for k, v in PAPER_STYLE.items() if k in ("color", "ls", "lw")})
-        ax.text(p["best"], 0.98, " paper (XNLI acc.): best α", transform=ax.get_xaxis_transform(), fontsize=6,
-                color="0.35", va="top")
+        ax.axvline(PAPER_XNLI["alpha"]["best"], label="paper (XNLI acc.): best α",
+                   **{k: v for k, v in PAPER_STYLE.items() if k in ("color", "ls", "lw")})
+    ax.legend(fontsize=6)
     # the trade-off: each α a point (high, low)
     ax = axes[0, 1]
     wide = pd.concat([seed_stats(per_run[per_run["group"] == g], [x], metric).set_index(x).add_prefix(g + "_")

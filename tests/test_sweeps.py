@@ -1,0 +1,166 @@
+"""Sweep definitions (the paper's language sets, widths, fixed-parameter vocabularies), the local executor
+end to end with relaunches, and the results tables. About 1 minute on 2 cores."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xlmr_core import jobs, results, sweeps
+from xlmr_core.config import ModelSpec
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH = [sys.executable, str(REPO / "sweeps" / "launch.py")]
+# the data of tests/test_train.py (cached tokenizer and shards), a debug model, a few seconds per run
+OVERRIDES = ["model.size=debug", "data.langs=en,de,fr,ru", "data.vocab_size=2000",
+             "data.tokenizer_sample_lines=1000000", "data.seq_len=32", "data.batch_tokens=256",
+             "schedule.steps=12", "schedule.warmup_steps=2", "optim.lr=2e-3", "log_interval=1",
+             "checkpoint.interval=4", "eval.max_blocks=2", "eval.draws=1", "precision.device=cpu"]
+
+
+def test_paper_language_sets_are_nested_and_match_the_paper():
+    sets = sweeps.PAPER_LANG_SETS
+    assert sorted(sets) == [7, 15, 30, 60, 100]
+    for n, langs in sets.items():
+        assert len(langs) == len(set(langs)) == n and set(langs) <= set(sweeps.CC100_LANGS)
+    for a, b in zip([7, 15, 30, 60], [15, 30, 60, 100]):
+        assert set(sets[a]) < set(sets[b])
+    assert set(sets[7]) == {"en", "fr", "de", "ru", "zh-Hans", "sw", "ur"}  # XLM-7, §5
+    assert [("zh-Hans" if x == "zh" else x) for x in sweeps.XNLI_LANGS] == list(sets[15])
+    assert len(sweeps.CC100_LANGS) == len(set(sweeps.CC100_LANGS)) == 100
+
+
+def test_nested_language_sets_mix_high_and_low_resource():
+    sizes = {f"l{i:02d}": 1000 * (50 - i) for i in range(50)} | {"en": 10**6, "de": 9 * 10**5}
+    sets, high, low = sweeps.nested_language_sets(sizes, (5, 10, 20, 40))
+    assert high == ("en", "de", "l00")  # preferred high-resource languages first, then the largest
+    median = sorted(sizes.values())[len(sizes) // 2]
+    assert all(sizes[lang] < median for lang in low) and len(low) == 2
+    for a, b in zip([5, 10, 20], [10, 20, 40]):
+        assert sets[a] == sets[b][:a]
+    added = sets[10][5:]  # alternately from the largest and the smallest end
+    assert max(sizes[x] for x in added) > median > min(sizes[x] for x in added)
+    with pytest.raises(sweeps.XlmrError, match="52 languages"):
+        sweeps.nested_language_sets(sizes, (5, 60))
+
+
+def test_capacity_dilution_paper_grid(tmp_path):
+    runs = sweeps.get_sweep("capacity_dilution", "paper", (0, 1), tmp_path)
+    # Figure 2 at base width, Figure 4's 7/30/100 at 960 and 1152: 5 + 3 + 3 points × 2 seeds
+    assert len(runs) == 22 and len({r.run_dir for r in runs}) == 22
+    assert all(Path(r.run_dir).parent == tmp_path / "capacity_dilution" for r in runs)
+    tags = [results.parse_tags(r.tags) for r in runs]
+    assert {(t["n_langs"], t["width"]) for t in tags} == {(n, 768) for n in (7, 15, 30, 60, 100)} | {
+        (n, w) for n in (7, 30, 100) for w in (960, 1152)}
+    assert {r.model.size for r in runs} == {"base", "base-w960", "base-w1152"}
+    # fixed training compute per width: the same steps × batch for every language set
+    assert {(r.schedule.steps, r.data.batch_tokens, r.data.vocab_size) for r in runs} == {(100_000, 2**20, 150_000)}
+    for r, t in zip(runs, tags):
+        assert len(r.data.langs) == t["n_langs"] and r.name == f"L{t['n_langs']:03d}-h{t['width']}-s{r.seed}"
+
+
+def test_vocab_scaling_modes_keep_what_they_promise(tmp_path):
+    runs = sweeps.get_sweep("vocab_scaling", "paper", (0,), tmp_path)
+    counts = {(results.parse_tags(r.tags)["mode"], r.data.vocab_size): sweeps.param_counts(r.model, r.data.vocab_size)
+              for r in runs}
+    vocabs = (32_000, 64_000, 128_000, 256_000)
+    assert set(counts) == {(m, v) for m in ("fixed_transformer", "fixed_total") for v in vocabs}
+    ref = counts["fixed_transformer", 32_000]
+    for v in vocabs:
+        ft, fp = counts["fixed_transformer", v], counts["fixed_total", v]
+        assert ft["non_embedding"] == ref["non_embedding"]  # the Transformer is the same
+        assert ft["embedding"] == (v + 2 + 514 + 1) * 768  # tokens, positions, one token-type row
+        assert abs(fp["total"] / ref["total"] - 1) < 0.02  # total parameters held (the width shrinks)
+    widths = [sweeps.hidden_of(r.model) for r in runs if "mode=fixed_total" in r.tags]
+    assert widths == sorted(widths, reverse=True) and all(w % 12 == 0 for w in widths)
+    # XLM-R base with its 250K vocabulary: 278,295,186 parameters in the released masked-LM model
+    assert sweeps.param_counts(ModelSpec(size="base"), 250_000)["total"] == 278_295_186
+
+
+def test_every_sweep_at_every_scale_has_unique_named_runs(tmp_path, demo_corpus):
+    for name in sweeps.SWEEPS:
+        for scale in sweeps.SCALES:
+            runs = sweeps.get_sweep(name, scale, (0, 3), tmp_path, demo_corpus if scale != "paper" else None)
+            assert len({r.name for r in runs}) == len(runs) > 0
+            assert all(r.name.endswith(("-s0", "-s3")) and f"sweep={name}" in r.tags for r in runs)
+    with pytest.raises(sweeps.XlmrError, match="unknown scale 'huge'"):
+        sweeps.get_sweep("model_size", "huge")
+
+
+def _launch(*args, root: Path, timeout=240) -> subprocess.CompletedProcess:
+    cmd = [*LAUNCH, *args, "--root", str(root)]
+    if args[0] == "run":
+        cmd += ["--scale", "demo"] + [x for o in OVERRIDES for x in ("--set", o)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.timeout(300)
+def test_local_executor_runs_skips_and_collects(demo_corpus, tmp_path):
+    from xlmr_core.config import apply_overrides
+    from xlmr_core.train import prepare
+
+    prepare(apply_overrides(sweeps.get_sweep("model_size", "demo", (0,), tmp_path / "warm")[0], OVERRIDES))
+    args = ["run", "model_size", "--seeds", "0,1", "--only", "debug-*", "--executor", "local",
+            "--array-parallelism", "2", "--suites", "bpb"]
+    # a second launch started while the first runs must not start the same runs again
+    first = subprocess.Popen([*LAUNCH, *args, "--root", str(tmp_path), "--scale", "demo",
+                              *[x for o in OVERRIDES for x in ("--set", o)]],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    sweep_dir = tmp_path / "model_size"
+    deadline = time.time() + 60
+    while len(list(sweep_dir.glob("*/job.json"))) < 2:
+        assert time.time() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.2)
+    pids = {d.name: jobs.read_job(d)["pid"] for d in sweep_dir.glob("debug-*")}
+    second = _launch(*args, root=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("skip debug-") == 2 and "start" not in second.stdout
+    out, err = first.communicate(timeout=240)
+    assert first.returncode == 0, out + err
+    assert "finished 2 of 2 run(s)" in out
+    assert {d.name: jobs.read_job(d)["pid"] for d in sweep_dir.glob("debug-*")} == pids
+
+    states = jobs.sweep_status(sweep_dir)
+    assert {n: s.state for n, s in states.items()} == {"debug-s0": "done", "debug-s1": "done"}
+    third = _launch(*args, root=tmp_path)
+    assert third.stdout.count("skip debug-") == 2 and "start" not in third.stdout
+
+    collect = _launch("collect", "model_size", root=tmp_path)
+    assert collect.returncode == 0, collect.stderr
+    df = results.load(sweep_dir)
+    assert list(df["run"]) == ["debug-s0", "debug-s1"] and (df["status"] == "done").all()
+    assert df["bpb_mean"].notna().all() and (df["tokens"] == 12 * 256).all()
+    long = results.load_long(sweep_dir)
+    assert set(long.loc[long["run"] == "debug-s0", "lang"]) >= {"en", "de", "fr", "ru"}
+    curves = results.load_curves(sweep_dir)
+    assert sorted(curves.loc[curves["run"] == "debug-s1", "step"]) == list(range(1, 13))
+
+    # a missing score is NaN, never 0: drop one run's final.json
+    (sweep_dir / "debug-s1" / "final.json").unlink()
+    df = results.load(sweep_dir).set_index("run")
+    assert df.loc["debug-s1", "status"] == "started" and math.isnan(df.loc["debug-s1", "bpb_mean"])
+    assert df.loc["debug-s1", "steps"] == 12  # progress from metrics.jsonl
+    status = _launch("status", "model_size", root=tmp_path)
+    assert "debug-s1" in status.stdout and "failed" in status.stdout
+
+
+def test_status_of_a_killed_local_run_shows_failed_with_its_error(tmp_path):
+    run_dir = tmp_path / "sw" / "r0"
+    run_dir.mkdir(parents=True)
+    log = tmp_path / "log.err"
+    log.write_text("xlmr: encoding\nTraceback (most recent call last):\n  File \"x\"\n"
+                   "xlmr_core.errors.XlmrError: corpus directory /nope not found\nsrun: error: task 0\n")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    (run_dir / "job.json").write_text(json.dumps({"executor": "local", "job_id": str(proc.pid), "pid": proc.pid,
+                                                  "pid_start": None, "folder": str(tmp_path), "suites": [],
+                                                  "stdout": "", "stderr": str(log), "submitted_unix": 0,
+                                                  "host": "elsewhere"}))
+    st = jobs.run_state(run_dir)
+    assert st.state == "failed" and st.error == "xlmr_core.errors.XlmrError: corpus directory /nope not found"
