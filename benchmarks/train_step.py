@@ -323,7 +323,7 @@ def main() -> None:
         raise SystemExit(f"unknown config(s) {unknown}; choose among {', '.join(CONFIGS)}")
     overrides = {k: getattr(args, k) for k in ("layers", "hidden", "heads", "ffn", "vocab", "seq", "batch")
                  if getattr(args, k) is not None}
-    results = {}
+    load_start, results = os.getloadavg(), {}
     for name in names:
         shape = {**CONFIGS[name], **overrides}
         results[name if not overrides else f"{name}*"] = run_config(name, shape, precisions, dev, args)
@@ -334,7 +334,8 @@ def main() -> None:
 
     meta = dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), device=str(dev),
                 cpu=cpu_model(), gpu=torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-                threads=torch.get_num_threads(), cpus=os.cpu_count(), load_avg_1_5_15=os.getloadavg(),
+                threads=torch.get_num_threads(), cpus=os.cpu_count(), load_avg_1_5_15_start=load_start,
+                load_avg_1_5_15_end=os.getloadavg(),
                 torch=torch.__version__, transformers=transformers.__version__,
                 steps=args.steps, warmup=args.warmup, command=" ".join([Path(sys.executable).name] + sys.argv))
     for res in results.values():

@@ -25,6 +25,8 @@ SWEEPS = ("capacity_dilution", "vocab_scaling")
 SUITES = {"capacity_dilution": ("bpb", "retrieval", "tokenizer"), "vocab_scaling": ("bpb", "tokenizer"),
           "sampling_alpha": ("bpb", "tokenizer")}
 """Evaluation suites per sweep: what its notebook plots (PLL is left out: it is the slowest and not plotted)."""
+EVAL_OPTIONS = {"sets": ("instguide", "udhr_para"), "max_items": 200, "unseen": ("eu", "sw", "yo", "cy")}
+"""Retrieval kept small enough for minutes: two parallel sets, 200 items, four languages never trained on."""
 NOTEBOOKS = {"capacity_dilution": ("capacity_dilution", "explore"), "vocab_scaling": ("vocab_scaling",),
              "sampling_alpha": ("sampling_alpha",)}
 
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             t = st.start(f"sweep {name} (local executor: tokenizer + shards from the cache → train → evaluate)")
             cfgs = sweeps.get_sweep(name, args.scale, seeds, root, corpus)
             print(f"{len(cfgs)} runs: {', '.join(c.name for c in cfgs)}", flush=True)
-            jobs.launch(cfgs, "local", opts, root / name, SUITES[name])
+            jobs.launch(cfgs, "local", opts, root / name, SUITES[name], eval_options=EVAL_OPTIONS)
             states = jobs.sweep_status(root / name, True, [c.run_dir for c in cfgs])
             bad = {n: s for n, s in states.items() if s.state != "done"}
             for n, s in bad.items():

@@ -35,9 +35,11 @@ def tiny_results(tmp_path_factory, demo_corpus) -> Path:
     from xlmr_core.evaluate import evaluate_run
 
     root = tmp_path_factory.mktemp("results")
-    cap = [apply_overrides(c, TINY + ["data.vocab_size=2000"])
-           for c in sweeps.get_sweep("capacity_dilution", "demo", (0, 1), root, demo_corpus)
+    cap = [c for c in sweeps.get_sweep("capacity_dilution", "demo", (0, 1), root, demo_corpus)
            if c.name.startswith(("L005-", "L010-"))]
+    ten = ",".join(next(c.data.langs for c in cap if c.name.startswith("L010-")))
+    # one tokenizer on the ten languages for both sets (the demo preset shares one across its sets too)
+    cap = [apply_overrides(c, TINY + ["data.vocab_size=2000", f"data.tokenizer_langs=[{ten}]"]) for c in cap]
     assert len(cap) == 8
     _launch(cap, root, "capacity_dilution")
     for c in cap:  # retrieval on a small parallel set (the launcher's default suites would take minutes here)
@@ -45,7 +47,7 @@ def tiny_results(tmp_path_factory, demo_corpus) -> Path:
     langs = ",".join(cap[0].data.langs)  # the five languages of the smallest set: shared tokenizers and shards
     voc = [apply_overrides(c, TINY + [f"data.langs=[{langs}]"])
            for c in sweeps.get_sweep("vocab_scaling", "demo", (0,), root, demo_corpus)
-           if c.name.startswith(("v001k-", "v002k-"))]
+           if c.name.startswith(("v002k-", "v004k-"))]
     assert len(voc) == 4
     _launch(voc, root, "vocab_scaling")
     alpha = [apply_overrides(c, TINY + [f"data.langs=[{langs}]", "data.vocab_size=2000"])

@@ -58,6 +58,11 @@ class DataConfig:
     """SentencePiece pieces; the model's vocabulary is this + 2 (``<pad>``, ``<mask>``), 250000 → 250002."""
     alpha: float = 0.3
     """Language sampling exponent: q_i ∝ p_i^α (XLM-R uses 0.3), for both the tokenizer sample and batches."""
+    tokenizer_langs: tuple[str, ...] = ()
+    """Languages the tokenizer is trained on (empty: the training languages). Runs over nested language
+    sets that name the same superset here share one vocabulary and one set of token shards."""
+    tokenizer_alpha: float = 0.0
+    """Sampling exponent of the tokenizer's line sample (0: the same as ``alpha``)."""
     tokenizer_sample_lines: int = 1_000_000
     """Lines drawn (α-sampled) to train the tokenizer."""
     tokenizer_seed: int = 0
@@ -80,6 +85,8 @@ class DataConfig:
             raise XlmrError(f"data.vocab_size={self.vocab_size} is too small: use at least a few hundred pieces")
         if self.alpha <= 0:
             raise XlmrError(f"data.alpha={self.alpha} must be > 0 (α=1 is proportional, small α near uniform)")
+        if self.tokenizer_alpha < 0:
+            raise XlmrError(f"data.tokenizer_alpha={self.tokenizer_alpha} must be > 0, or 0 for data.alpha")
         if self.seq_len < 8:
             raise XlmrError(f"data.seq_len={self.seq_len} must be at least 8")
         if self.batch_tokens % self.seq_len:

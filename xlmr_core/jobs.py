@@ -30,10 +30,12 @@ EXECUTORS = ("slurm", "local", "debug")
 class TrainJob(submitit.helpers.Checkpointable):
     """prepare → train → evaluate one run; on preemption or timeout submitit requeues it and it resumes."""
 
-    def __init__(self, cfg: RunConfig, suites: tuple[str, ...] | None = None):
+    def __init__(self, cfg: RunConfig, suites: tuple[str, ...] | None = None, eval_options: dict | None = None):
         self.cfg = cfg
         self.suites = suites
         """Evaluation suites for ``evaluate.evaluate_run`` (None: its defaults; (): no evaluation)."""
+        self.eval_options = dict(eval_options or {})
+        """Further keyword arguments of ``evaluate.evaluate_run`` (e.g. retrieval ``sets``, ``max_items``)."""
 
     def __call__(self) -> dict:
         env = _job_env()
@@ -47,14 +49,14 @@ class TrainJob(submitit.helpers.Checkpointable):
         if (env is None or env.global_rank == 0) and self.suites != ():
             from .evaluate import evaluate_run
 
-            kwargs = {} if self.suites is None else {"suites": self.suites}
+            kwargs = dict(self.eval_options) if self.suites is None else {**self.eval_options, "suites": self.suites}
             final = evaluate_run(self.cfg.run_dir, **kwargs)
         return {"run_dir": self.cfg.run_dir, "name": self.cfg.name, "params": final.get("params"),
                 "eval": sorted(final.get("eval", {}))}
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         """Requeue the same job: the trainer has saved a checkpoint and resumes from it."""
-        return submitit.helpers.DelayedSubmission(TrainJob(self.cfg, self.suites))
+        return submitit.helpers.DelayedSubmission(TrainJob(self.cfg, self.suites, self.eval_options))
 
     def __repr__(self) -> str:
         return f"TrainJob({self.cfg.run_dir!r})"
@@ -388,7 +390,8 @@ def _to_submit(cfgs: list[RunConfig], suites) -> tuple[list[RunConfig], dict[str
 
 
 def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str | os.PathLike,
-           suites: tuple[str, ...] | None = None, wait: bool | None = None, echo=print) -> Submitted:
+           suites: tuple[str, ...] | None = None, wait: bool | None = None, echo=print,
+           eval_options: dict | None = None) -> Submitted:
     """Submit the runs that are neither done nor queued/running; SLURM runs go as one job array.
 
     The check and the submission happen under a lock on the sweep directory, so two launches at once never
@@ -412,7 +415,7 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
             if todo:
                 ex = make_executor(kind, logs, opts, name)
                 with ex.batch():
-                    handles = [ex.submit(TrainJob(cfg, suites)) for cfg in todo]
+                    handles = [ex.submit(TrainJob(cfg, suites, eval_options)) for cfg in todo]
                 for cfg, job in zip(todo, handles):
                     record_job(cfg.run_dir, job, kind, suites)
                     submitted.append(cfg.name)
@@ -440,7 +443,7 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
             with file_lock(lock):
                 todo, skip = _to_submit([cfg], suites)
                 if todo:
-                    job = ex.submit(TrainJob(cfg, suites))
+                    job = ex.submit(TrainJob(cfg, suites, eval_options))
                     record_job(cfg.run_dir, job, kind, suites)
             if skip:
                 skipped.update(skip)

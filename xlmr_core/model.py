@@ -405,11 +405,14 @@ def _cross_entropy_chunks(h, weight, bias, targets, rows, need_grad):
     grads = (torch.empty_like(h), torch.empty_like(weight), torch.zeros_like(bias)) if need_grad else None
     if need_grad and h.shape[0] == 0:
         grads[1].zero_()
+    # under autocast each chunk's dweight is formed in cdt: one reused (V, H) buffer instead of a fresh one per chunk
+    dw_chunk = torch.empty_like(weight, dtype=cdt) if need_grad and weight.dtype != cdt else None
     with torch.autocast(device, enabled=False):
         hc, wc, bc = h.to(cdt), weight.to(cdt), bias.to(cdt)
         for s in range(0, h.shape[0], rows):
             hs, t = hc[s:s + rows], targets[s:s + rows]
-            logp = torch.log_softmax(torch.addmm(bc, hs, wc.t()).to(acc), dim=-1)  # (n, V)
+            # dtype=acc upcasts inside the kernel: no separate (n, V) fp32 copy of bf16 logits
+            logp = torch.log_softmax(torch.addmm(bc, hs, wc.t()), dim=-1, dtype=acc)  # (n, V)
             loss_sum -= logp.gather(1, t[:, None]).sum()
             n_correct += (logp.argmax(-1) == t).sum()
             if need_grad:
@@ -417,12 +420,11 @@ def _cross_entropy_chunks(h, weight, bias, targets, rows, need_grad):
                 g[torch.arange(len(t), device=h.device), t] -= 1.0  # d(loss_sum)/d(logits)
                 g = g.to(cdt)
                 grads[0][s:s + rows] = g @ wc  # (n, H)
-                if s == 0:
-                    torch.mm(g.t(), hs, out=grads[1]) if grads[1].dtype == cdt else grads[1].copy_(g.t() @ hs)
-                elif grads[1].dtype == cdt:
-                    grads[1].addmm_(g.t(), hs)  # (V, H), accumulated in place
-                else:
-                    grads[1].add_(g.t() @ hs)
+                if dw_chunk is None:  # same dtype: (V, H) written, then accumulated, in place
+                    torch.mm(g.t(), hs, out=grads[1]) if s == 0 else grads[1].addmm_(g.t(), hs)
+                else:  # autocast: the chunk's matmul in cdt, accumulated in the weight's dtype (fp32)
+                    torch.mm(g.t(), hs, out=dw_chunk)
+                    grads[1].copy_(dw_chunk) if s == 0 else grads[1].add_(dw_chunk)
                 grads[2].add_(g.sum(0))
     return loss_sum, n_correct, grads
 

@@ -107,6 +107,11 @@ class Preset:
     """Steps between metrics.jsonl records."""
     dtype: str = "auto"
     """Precision (``auto``: bf16 on GPU)."""
+    shared_tokenizer: bool = False
+    """Capacity sweep: one tokenizer (and one set of shards) trained on the largest language set for every set,
+    so that only model capacity changes between sets; False: each set trains its own, as in the paper."""
+    vocab_lang_count: int = 0
+    """Vocabulary sweep: train on the nested set of this many languages (0: every language of the corpus)."""
 
     def __post_init__(self):
         if self.widths[0] <= 0 or not self.lang_counts or not set(self.wide_lang_counts) <= set(self.lang_counts):
@@ -117,9 +122,17 @@ PRESETS: dict[str, Preset] = {
     # seconds per run on 2 CPU cores: 4 layers × 128 (tiny, narrowed), the wider capacity runs 192
     "demo": Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 8, steps=150, lr=2e-3,
                    model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512),
-                   widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(1000, 2000, 4000, 8000),
+                   widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(2000, 4000, 8000, 16000),
                    lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
-                   tokenizer_sample_lines=50_000, eval_blocks=8, checkpoint_interval=50, log_interval=10),
+                   tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=50, log_interval=10,
+                   shared_tokenizer=True, vocab_lang_count=10),
+    # the demo's models and data with 2.7× the tokens per run: about half an hour for both sweeps with 3 seeds
+    "cpu": Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 16, steps=200, lr=2e-3,
+                  model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512),
+                  widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(2000, 4000, 8000, 16000),
+                  lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
+                  tokenizer_sample_lines=20_000, eval_blocks=16, checkpoint_interval=100, log_interval=10,
+                  shared_tokenizer=True, vocab_lang_count=10),
     # one GPU, the demo corpus: 4M tokens per run… enough for the small sizes to separate
     "gpu": Preset(vocab_size=16000, seq_len=256, batch_tokens=256 * 128, steps=4000, lr=6e-4,
                   model=ModelSpec(size="small"),
@@ -272,6 +285,7 @@ def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: 
         sets, high, low = PAPER_LANG_SETS, PAPER_HIGH, PAPER_LOW
     else:
         sets, high, low = nested_language_sets(_size_by_lang(corpus), p.lang_counts)
+    tok_langs = sets[max(p.lang_counts)] if p.shared_tokenizer else ()
     runs = []
     for wi, width in enumerate(p.widths):
         spec = with_width(p.model, width)
@@ -280,7 +294,8 @@ def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: 
                 continue
             for seed in seeds:
                 cfg = _base_config(p, corpus, seed)
-                cfg = dataclasses.replace(cfg, model=spec, data=dataclasses.replace(cfg.data, langs=sets[n]))
+                data = dataclasses.replace(cfg.data, langs=sets[n], tokenizer_langs=tok_langs)
+                cfg = dataclasses.replace(cfg, model=spec, data=data)
                 runs.append(_finish(cfg, root, "capacity_dilution", f"L{n:03d}-h{width}", seed,
                                     {"n_langs": n, "width": width, "high": high, "low": low},
                                     scale))
@@ -332,12 +347,17 @@ def vocab_scaling(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str 
     """Vocabulary sizes × {fixed Transformer (embeddings grow), fixed total parameters (width shrinks)} (Fig. 6).
 
     The fixed-total reference is the scale's model at the smallest vocabulary. At the demo scale the
-    vocabularies are 1K–8K pieces, as the demo text cannot support the paper's 32K–256K.
+    vocabularies are 2K–16K pieces on ten languages, as the demo text cannot support the paper's 32K–256K.
     """
     p = _preset(scale)
     corpus = _corpus_for(scale, corpus)
     vocabs = p.vocabs + ((512_000,) if include_512k and scale == "paper" else ())
-    langs = PAPER_LANG_SETS[100] if scale == "paper" else ()
+    if scale == "paper":
+        langs = PAPER_LANG_SETS[100]
+    elif p.vocab_lang_count:
+        langs = nested_language_sets(_size_by_lang(corpus), (p.vocab_lang_count,))[0][p.vocab_lang_count]
+    else:
+        langs = ()
     target = param_counts(p.model, vocabs[0])["total"]
     runs = []
     for mode in ("fixed_transformer", "fixed_total"):
@@ -358,7 +378,11 @@ ALPHAS: tuple[float, ...] = (0.01, 0.3, 0.7, 1.0)
 
 def sampling_alpha(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | os.PathLike = "results",
                    corpus: str | os.PathLike | None = None) -> list[RunConfig]:
-    """Sampling exponent α ∈ {0.01, 0.3, 0.7, 1.0} over all languages at a fixed model and budget (Figure 5)."""
+    """Sampling exponent α ∈ {0.01, 0.3, 0.7, 1.0} over all languages at a fixed model and budget (Figure 5).
+
+    The tokenizer is the same for every α (its own sample drawn with α = 0.3), so only the sampling of
+    training batches changes between runs.
+    """
     p = _preset(scale)
     corpus = _corpus_for(scale, corpus)
     if scale == "paper":
@@ -370,7 +394,8 @@ def sampling_alpha(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str
     for a in ALPHAS:
         for seed in seeds:
             cfg = _base_config(p, corpus, seed)
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, alpha=a, langs=langs))
+            data = dataclasses.replace(cfg.data, alpha=a, langs=langs, tokenizer_alpha=0.3)
+            cfg = dataclasses.replace(cfg, data=data)
             runs.append(_finish(cfg, root, "sampling_alpha", f"a{a:g}", seed,
                                 {"alpha": a, "n_langs": len(langs), "high": high, "low": low}, scale))
     return runs

@@ -114,11 +114,13 @@ def prepare(cfg: RunConfig) -> Prepared:
         raise XlmrError("data.corpus is not set: point it at a directory of <lang>.txt[.gz|.xz|.zst] files")
     langs = list(d.langs) or list(language_files(d.corpus))
     eval_langs = list(cfg.eval.langs) or langs
-    all_langs = sorted(set(langs) | set(eval_langs))
+    tok_langs = list(d.tokenizer_langs) or langs
+    # shards of the tokenizer's languages too, so runs that share a tokenizer share one shard entry
+    all_langs = sorted(set(langs) | set(eval_langs) | set(tok_langs))
     validate_languages(d.corpus, all_langs)  # every bad input reported before any work starts
     cache = d.cache_dir or None
-    tok = tokenizer_for(d.corpus, sorted(langs), d.vocab_size, alpha=d.alpha, seed=d.tokenizer_seed,
-                        sample_lines=d.tokenizer_sample_lines, cache_root=cache)
+    tok = tokenizer_for(d.corpus, sorted(tok_langs), d.vocab_size, alpha=d.tokenizer_alpha or d.alpha,
+                        seed=d.tokenizer_seed, sample_lines=d.tokenizer_sample_lines, cache_root=cache)
     shards = shards_for(tok, d.corpus, all_langs, cache_root=cache)
     # n_i counts training tokens (∝ fairseq's 512-token blocks), after the held-out split
     probs = sampling_probs({lang: shards.meta[lang]["train_tokens"] for lang in langs}, d.alpha)
@@ -357,7 +359,7 @@ def train(cfg: RunConfig) -> dict:
     """Train (or resume, or return at once if complete) the run in ``cfg.run_dir``; returns final.json's content."""
     if not cfg.run_dir:
         raise XlmrError("run_dir is not set: give run_dir=PATH")
-    run_dir = Path(cfg.run_dir)
+    run_dir = Path(cfg.run_dir).absolute()  # paths in final.json must not depend on the working directory
     final_path = run_dir / "final.json"
     if final_path.exists():
         return json.loads(final_path.read_text(encoding="utf-8"))
@@ -573,7 +575,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", checkpoint
     if checkpoint is None:
         final = run_dir / "final.json"
         if final.exists():
-            checkpoint = json.loads(final.read_text(encoding="utf-8"))["checkpoint"]
+            checkpoint = Path(json.loads(final.read_text(encoding="utf-8"))["checkpoint"])
+            if not checkpoint.is_absolute() or not checkpoint.exists():
+                checkpoint = checkpoint_dir(run_dir) / checkpoint.name  # a run directory that was moved
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location=device, weights_only=True)
     else:
