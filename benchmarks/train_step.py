@@ -349,6 +349,7 @@ def main() -> None:
             configs = json.loads(out.read_text())["configs"] if args.update and out.exists() else {}
             for name, res in results.items():
                 configs[name] = _merge(configs.get(name, {}), res)
+                configs[name].update({k: res[k] for k in ("run", "memory_run") if k in res})  # whole, not merged
             atomic_write_json(out, dict(targets=TARGETS, configs=configs))
         print(f"\nwrote {out}")
 

@@ -172,6 +172,7 @@ def test_preempted_job_resumes_from_its_checkpoint(slurm_cluster, warm_cache, tm
         time.sleep(0.1)
     # a job in the high-priority partition needs the whole node: SLURM preempts (requeues) ours
     high = subprocess.run(["sbatch", "--parsable", "-p", "high", "-c", "2", "--mem", "100M", "-J", "xlmr-high",
+                           "--output", str(tmp_path / "high-%j.out"),
                            "--wrap", "sleep 2"], capture_output=True, text=True, check=True).stdout.strip()
     states = wait_states(tmp_path / "model_size", {"done", "failed"}, 1, timeout=200)
     assert states["debug-s0"].state == "done", states
