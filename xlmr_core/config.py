@@ -276,6 +276,11 @@ def _convert(value, tp, where: str):
             return value.lower() in ("true", "1", "yes")
         raise XlmrError(f"{where}: expected true or false, got {value!r}")
     if tp is int:
+        if isinstance(value, str):  # items of a comma-separated list arrive as strings
+            try:
+                value = float(value) if "." in value or "e" in value.lower() else int(value)
+            except ValueError:
+                raise XlmrError(f"{where}: expected an integer, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
             raise XlmrError(f"{where}: expected an integer, got {value!r}")
         return int(value)
