@@ -260,3 +260,25 @@ def test_bf16_autocast_uses_fused_attention_on_gpu():
         assert abs(out.loss.item() - ref) < 0.05
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         assert model.embed.tokens.weight.grad.abs().sum() > 0
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    """Recomputing activations in the backward pass changes memory, not results (dropout RNG is replayed)."""
+    torch.manual_seed(0)
+    cfg = model_config("debug", 300)
+    model = XLMRForMaskedLM(cfg).train()
+    ids = torch.randint(4, 299, (3, 20))
+    labels = torch.full_like(ids, -100)
+    labels[:, ::4] = ids[:, ::4]
+    results = []
+    for on in (False, True):
+        model.set_activation_checkpointing(on)
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = model(ids, labels)
+        out.loss.backward()
+        results.append((out.loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (l0, g0), (l1, g1) = results
+    assert torch.equal(l0, l1)
+    for n in g0:
+        torch.testing.assert_close(g1[n], g0[n], rtol=1e-6, atol=1e-7, msg=n)

@@ -206,3 +206,13 @@ def test_budget_in_tokens_and_flops(demo_corpus, tmp_path):
     per_step = model.train_flops(512, 64, 0.15)
     cfg = small_config(demo_corpus, tmp_path, **{"schedule.flops": per_step * 5})
     assert resolve_budget(cfg, model).total_steps == 5
+
+
+@pytest.mark.timeout(300)
+def test_activation_checkpointing_trains_the_same(demo_corpus, reference_run, tmp_path):
+    run_dir = tmp_path / "run"
+    train(small_config(demo_corpus, run_dir, **{"precision.activation_checkpointing": True}))
+    assert losses(run_dir) == pytest.approx(losses(reference_run), rel=1e-5)
+    ref, got = final_weights(reference_run), final_weights(run_dir)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5, msg=k)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from .errors import XlmrError
 
@@ -249,7 +250,17 @@ class XLMRForMaskedLM(nn.Module):
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_ln else None
         self.head = MLMHead(config)
         self.logits_budget = LOGITS_BUDGET
+        self.activation_checkpointing = False
         self.reset_parameters()
+
+    def set_activation_checkpointing(self, on: bool = True) -> None:
+        """Recompute each layer's activations in the backward pass (less memory, about a third more compute)."""
+        self.activation_checkpointing = on
+
+    def _run_layer(self, layer: nn.Module, x: torch.Tensor, mask, rows=None) -> torch.Tensor:
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(layer, x, mask, rows, use_reentrant=False)
+        return layer(x, mask, rows)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -327,9 +338,9 @@ class XLMRForMaskedLM(nn.Module):
             labels = labels.gather(1, rows)
         x = self.embed(input_ids, is_token)
         for layer in self.layers[:-1]:
-            x = layer(x, mask)
+            x = self._run_layer(layer, x, mask)
         # the last layer only needs outputs where the head runs: queries and FFN at those rows only
-        x = self.layers[-1](x, mask, rows)  # (B, Tq, H)
+        x = self._run_layer(self.layers[-1], x, mask, rows)  # (B, Tq, H)
         if self.final_norm is not None:
             x = self.final_norm(x)
         h = self.head(x[predict])  # (N, H), row-major order
