@@ -69,18 +69,12 @@ def encode_rate(tok, files: dict[str, Path], max_bytes: int) -> dict:
 
 def pipeline_rates(tok, files: dict[str, Path], workers: list[int]) -> list[dict]:
     """MB/s of ``data.encode_corpus`` (encode, held-out split, merge) with each number of processes."""
-    from xlmr_core import data
+    from loader import encode_rates  # benchmarks/loader.py, next to this script
 
-    total = sum(p.stat().st_size for p in files.values())
-    rows = []
-    for w in workers:
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            data.encode_corpus(tok.model_file, files, Path(tmp) / "shards", workers=w, chunk_bytes=1 << 20)
-            s = time.perf_counter() - t0
-        rows.append(dict(workers=w, mb=total / 1e6, seconds=s, mb_per_s=total / 1e6 / s))
-        print(f"  encode_corpus, {w} process(es): {total / 1e6:.1f} MB in {s:.1f} s = {total / 1e6 / s:.2f} MB/s",
-              flush=True)
+    rows = encode_rates(tok, files, workers)
+    for r in rows:
+        print(f"  encode_corpus, {r['workers']} process(es): {r['mb']:.1f} MB in {r['seconds']:.1f} s = "
+              f"{r['mb_per_s']:.2f} MB/s", flush=True)
     return rows
 
 
