@@ -18,7 +18,7 @@ from conftest import TEST_LANGS, TEST_SAMPLE_LINES, TEST_VOCAB
 
 from xlmr_core.config import RunConfig, apply_overrides, load_config, to_dict
 from xlmr_core.errors import XlmrError
-from xlmr_core.train import list_checkpoints, load_checkpoint, train
+from xlmr_core.train import list_checkpoints, load_checkpoint, load_run, train
 
 LANGS = TEST_LANGS  # the same tokenizer and shards as the demo_tokenizer fixture (built once)
 
@@ -73,7 +73,10 @@ def test_loss_falls_and_results_written(demo_corpus, tmp_path):
         assert 0 < r["bpb"] < 8 and 0 <= r["acc"] <= 1
     assert final["tokens"] == 40 * 512 and final["flops"] > 0
     p = final["params"]
-    assert p["total"] == p["embedding"] + p["non_embedding"] + p["lm_head"]
+    model, tok, _ = load_run(run_dir)
+    assert p["total"] == sum(x.numel() for x in model.parameters()) and model.config.vocab_size == tok.vocab_size
+    assert p["embedding"] == model.embed.tokens.weight.numel() + model.embed.positions.weight.numel() + \
+        model.embed.token_type.weight.numel()
     # a finished run returns its result at once
     t0 = time.time()
     assert train(small_config(demo_corpus, run_dir))["checkpoint"] == final["checkpoint"]
