@@ -325,20 +325,12 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 def evaluate_heldout(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> dict:
     """Held-out masked-LM loss per language, in bits per UTF-8 byte, on fixed blocks and mask draws."""
-    from .data import heldout_blocks
-    from .evaluate import mlm_eval
+    from .evaluate import bpb_suite
 
-    tok = prep.tokenizer
-    out = {}
-    for lang in prep.eval_langs:
-        blocks = heldout_blocks(prep.shards, lang, cfg.data.seq_len, max_blocks=cfg.eval.max_blocks)
-        with _autocast(cfg, device):
-            r = mlm_eval(model, blocks, bytes_per_token=prep.shards.bytes_per_token(lang, "heldout"),
-                         mask_id=tok.mask_id, vocab_size=tok.vocab_size, special_ids=tok.special_ids,
-                         draws=cfg.eval.draws, seed=cfg.seed, batch_blocks=cfg.eval.batch_blocks,
-                         mask_prob=cfg.data.mask_prob, device=device)
-        out[lang] = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in r.items()}
-    return out
+    with _autocast(cfg, device):
+        return bpb_suite(model, prep.tokenizer, prep.shards, prep.eval_langs, seq_len=cfg.data.seq_len,
+                         max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
+                         batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.data.mask_prob, device=device)
 
 
 def _trim_metrics(path: Path, last_step: int) -> None:
