@@ -57,7 +57,7 @@ class DataConfig:
     vocab_size: int = 8000
     """SentencePiece pieces; the model's vocabulary is this + 2 (``<pad>``, ``<mask>``), 250000 → 250002."""
     alpha: float = 0.3
-    """Language sampling exponent: q_i ∝ p_i^α (XLM-R uses 0.3), for both the tokenizer sample and batches."""
+    """Language sampling exponent: q_i ∝ p_i^α (XLM-R uses 0.3), for batches and, by default, the tokenizer sample."""
     tokenizer_langs: tuple[str, ...] = ()
     """Languages the tokenizer is trained on (empty: the training languages). Runs over nested language
     sets that name the same superset here share one vocabulary and one set of token shards."""
@@ -359,8 +359,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not isinstance(data, dict):
             raise XlmrError(f"config file {path} must hold a mapping of config keys")
     return apply_overrides(from_dict(RunConfig, data), overrides)
-
-
-def save_config(cfg: RunConfig) -> dict:
-    """The dict stored as ``config.json`` (without provenance)."""
-    return to_dict(cfg)

@@ -118,21 +118,18 @@ class Preset:
             raise XlmrError("preset: wide_lang_counts must be a subset of lang_counts")
 
 
+# seconds per run on 2 CPU cores: 4 layers × 128 (tiny, narrowed), the wider capacity runs 192
+_DEMO = Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 8, steps=150, lr=2e-3,
+               model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512),
+               widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(2000, 4000, 8000, 16000),
+               lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
+               tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=50, log_interval=10,
+               shared_tokenizer=True, vocab_lang_count=10)
+
 PRESETS: dict[str, Preset] = {
-    # seconds per run on 2 CPU cores: 4 layers × 128 (tiny, narrowed), the wider capacity runs 192
-    "demo": Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 8, steps=150, lr=2e-3,
-                   model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512),
-                   widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(2000, 4000, 8000, 16000),
-                   lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
-                   tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=50, log_interval=10,
-                   shared_tokenizer=True, vocab_lang_count=10),
+    "demo": _DEMO,
     # the demo's models and data with 2.7× the tokens per run: about half an hour for both sweeps with 3 seeds
-    "cpu": Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 16, steps=200, lr=2e-3,
-                  model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512),
-                  widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(2000, 4000, 8000, 16000),
-                  lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
-                  tokenizer_sample_lines=20_000, eval_blocks=16, checkpoint_interval=100, log_interval=10,
-                  shared_tokenizer=True, vocab_lang_count=10),
+    "cpu": dataclasses.replace(_DEMO, batch_tokens=64 * 16, steps=200, eval_blocks=16, checkpoint_interval=100),
     # one GPU, the demo corpus: 4M tokens per run… enough for the small sizes to separate
     "gpu": Preset(vocab_size=16000, seq_len=256, batch_tokens=256 * 128, steps=4000, lr=6e-4,
                   model=ModelSpec(size="small"),
