@@ -67,11 +67,20 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.1f}min" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
 def cmd_dry_run(args) -> int:
     from xlmr_core.model import train_flops_for
 
     cfgs = _runs(args)
-    rows, total_flops = [], 0.0
+    preset = sweeps.PRESETS[args.scale]
+    corpus = next((c.data.corpus for c in cfgs if c.data.corpus), "")
+    sizes = sweeps.corpus_sizes(corpus) if corpus else {}
+    rows, total_flops, total_s = [], 0.0, 0.0
     for c in cfgs:
         mcfg = sweeps.model_config_of(c.model, c.data.vocab_size)
         p = sweeps.param_counts(c.model, c.data.vocab_size)
@@ -80,15 +89,30 @@ def cmd_dry_run(args) -> int:
         tokens = tokens or flops / train_flops_for(mcfg, 1, c.data.seq_len, c.data.mask_prob)
         total_flops += flops
         gpu_h = flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
-        rows.append([c.name, c.model.size, mcfg.hidden_size, mcfg.num_layers, c.data.vocab_size,
-                     len(c.data.langs) or "all", _si(p["embedding"]), _si(p["non_embedding"]), _si(p["lm_head"]),
-                     _si(p["total"]), _si(tokens), f"{flops:.2e}", _hours(gpu_h)])
-    print(_table(["run", "size", "hidden", "layers", "vocab", "langs", "embedding", "non-embedding", "LM head",
-                  "total params", "tokens", "FLOPs", "GPU-h"], rows))
+        tags = results.parse_tags(c.tags)
+        per_lang = sweeps.expected_lang_tokens(c, sizes) if sizes else {}
+
+        def group_tokens(key, tags=tags, per_lang=per_lang):
+            members = [x for x in str(tags.get(key, "")).split(",") if x in per_lang]
+            return _si(sum(per_lang[x] for x in members) / len(members)) if members else "-"
+
+        seconds = flops / preset.device_flops if preset.device_flops else None
+        total_s += seconds or 0.0
+        rows.append([c.name, tags.get("design", "-"), c.model.size, mcfg.hidden_size, mcfg.num_layers,
+                     c.data.vocab_size, len(c.data.langs) or "all", _si(p["embedding"]), _si(p["non_embedding"]),
+                     _si(p["total"]), _si(tokens), group_tokens("high"), group_tokens("low"), f"{flops:.2e}",
+                     _hours(gpu_h), _duration(seconds) if seconds else "-"])
+    print(_table(["run", "design", "size", "hidden", "layers", "vocab", "langs", "embedding", "non-embedding",
+                  "total params", "tokens", "tokens/high target", "tokens/low target", "FLOPs", "GPU-h",
+                  f"predicted ({args.scale})"], rows))
     gpu_h = total_flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
     print(f"\n{len(cfgs)} runs ({args.sweep}, scale {args.scale}, seeds {args.seeds}): {total_flops:.2e} FLOPs, "
           f"{_hours(gpu_h)} GPU-hours at {args.mfu:.0%} MFU of {args.gpu_tflops:g} TFLOP/s "
           "(LM head: dense + LayerNorm + bias, projection tied; FLOPs count matmuls, the head at masked tokens)")
+    if preset.device_flops:
+        print(f"predicted time of one run after another at the {args.scale} scale's "
+              f"{preset.device_flops / 1e12:.3g} TFLOP/s sustained per run ({sweeps.DEVICE_NOTE[args.scale]}): "
+              f"{_duration(total_s)}; tokens per target: expected from the corpus's sizes (bytes) and sampling")
     return 0
 
 

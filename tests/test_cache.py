@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_core.cache import KEY_FILE, entry_path, get_or_build, key_hash
+from xlmr_core.cache import KEY_FILE, MANIFEST_FILE, entry_path, get_or_build, key_hash
 from xlmr_core.fsutil import atomic_dir, atomic_write_json
 
 
@@ -60,7 +60,7 @@ def test_two_processes_build_one_entry(tmp_path):
     assert results.count("build") == 1, "the entry was built twice"
     assert results.count(True) == 2
     entry = entry_path("test", {"k": 1}, root=tmp_path)
-    assert sorted(x.name for x in entry.iterdir()) == sorted(["counter", "payload", KEY_FILE])
+    assert sorted(x.name for x in entry.iterdir()) == sorted(["counter", "payload", KEY_FILE, MANIFEST_FILE])
 
 
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):

@@ -35,11 +35,12 @@ def tiny_results(tmp_path_factory, demo_corpus) -> Path:
     from xlmr_core.evaluate import evaluate_run
 
     root = tmp_path_factory.mktemp("results")
+    # the matched design: the six targets alone and with six related languages, two widths, two seeds
     cap = [c for c in sweeps.get_sweep("capacity_dilution", "demo", (0, 1), root, demo_corpus)
-           if c.name.startswith(("L005-", "L010-"))]
-    ten = ",".join(next(c.data.langs for c in cap if c.name.startswith("L010-")))
-    # one tokenizer on the ten languages for both sets (the demo preset shares one across its sets too)
-    cap = [apply_overrides(c, TINY + ["data.vocab_size=2000", f"data.tokenizer_langs=[{ten}]"]) for c in cap]
+           if c.name.startswith(("matched-none-", "matched-related-"))]
+    twelve = ",".join(next(c.data.langs for c in cap if c.name.startswith("matched-related-")))
+    # one tokenizer on the twelve languages for both sets (the demo preset shares one across its sets too)
+    cap = [apply_overrides(c, TINY + ["data.vocab_size=2000", f"data.tokenizer_langs=[{twelve}]"]) for c in cap]
     assert len(cap) == 8
     _launch(cap, root, "capacity_dilution")
     for c in cap:  # retrieval on a small parallel set (the launcher's default suites would take minutes here)
@@ -92,20 +93,24 @@ def test_notebooks_write_every_figure(executed):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_plotted_numbers_match_the_results_table(executed, tiny_results):
-    # capacity: high- and low-resource bits per byte per (languages, width), seeds averaged
+    # capacity: high- and low-resource targets' bits per byte below unigram per (languages, width), seeds
+    # averaged, on the related-languages line of the matched design
     long = results.load_long(tiny_results / "capacity_dilution")
-    assert set(long["n_langs"]) == {5, 10} and set(long["seed"]) == {0, 1}
+    assert set(long["n_langs"]) == {6, 12} and set(long["seed"]) == {0, 1}
     drawn = pd.read_csv(executed / "capacity_dilution.csv")
     for group in ("high", "low"):
-        want = _group_means(long, group, "bpb", ["n_langs", "width"])
+        want = _group_means(long, group, "bpb_below_unigram", ["n_langs", "width"])
+        assert len(want) == 4
         for (n, w), value in want.items():
-            got = drawn[(drawn["panel"] == f"bpb:{group}") & (drawn["series"] == f"width={w}") & (drawn["x"] == n)]
+            got = drawn[(drawn["panel"] == f"matched:bpb_below_unigram:{group}") & (drawn["x"] == n)
+                        & drawn["series"].str.startswith(f"width={w} ") & drawn["series"].str.endswith(", related")]
             assert len(got) == 1 and got["y"].iloc[0] == pytest.approx(value, rel=1e-9)
             assert got["n"].iloc[0] == 2  # two seeds
-    retr = drawn[drawn["panel"].str.startswith("retrieval:")]
+    # the baseline itself: the unigram bits per byte of the same tokens, above the model's where it learned
+    both = long.dropna(subset=["unigram_bpb"])
+    np.testing.assert_allclose(both["bpb_below_unigram"], both["unigram_bpb"] - both["bpb"], rtol=1e-9)
+    retr = drawn[drawn["panel"].str.startswith("matched:retrieval:")]
     assert len(retr) and retr["y"].between(0, 1).all()
-    # the paper's stated endpoints beside ours
-    assert set(drawn[drawn["series"] == "paper (XNLI acc.)"]["y"]) == {71.8, 67.7}
 
     # vocabulary: mean bits per byte over the trained languages per (vocabulary, mode); embedding share
     long = results.load_long(tiny_results / "vocab_scaling")

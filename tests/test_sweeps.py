@@ -86,11 +86,75 @@ def test_vocab_scaling_modes_keep_what_they_promise(tmp_path):
 def test_every_sweep_at_every_scale_has_unique_named_runs(tmp_path, demo_corpus):
     for name in sweeps.SWEEPS:
         for scale in sweeps.SCALES:
+            if name == "scaling_laws" and scale == "paper":
+                with pytest.raises(sweeps.XlmrError, match="no design languages"):
+                    sweeps.get_sweep(name, scale, (0,), tmp_path)
+                continue
             runs = sweeps.get_sweep(name, scale, (0, 3), tmp_path, demo_corpus if scale != "paper" else None)
             assert len({r.name for r in runs}) == len(runs) > 0
-            assert all(r.name.endswith(("-s0", "-s3")) and f"sweep={name}" in r.tags for r in runs)
+            # the demo's scaling-law grid is the capacity sweep's own runs: trained once
+            tagged = "capacity_dilution" if name == "scaling_laws" and scale == "demo" else name
+            assert all(r.name.endswith(("-s0", "-s3")) and f"sweep={tagged}" in r.tags for r in runs)
     with pytest.raises(sweeps.XlmrError, match="unknown scale 'huge'"):
         sweeps.get_sweep("model_size", "huge")
+
+
+def test_target_sampling_keeps_the_targets_share_and_their_relative_rates():
+    from xlmr_core.corpus import sampling_probs, target_sampling_probs
+
+    counts = {"en": 900.0, "gl": 40.0, "es": 600.0, "ar": 50.0, "ta": 10.0}
+    q = target_sampling_probs(counts, 0.3, ("en", "gl"), 0.5)
+    alone = sampling_probs({"en": 900.0, "gl": 40.0}, 0.3)
+    assert sum(q.values()) == pytest.approx(1.0)
+    assert q["en"] == pytest.approx(0.5 * alone["en"]) and q["gl"] == pytest.approx(0.5 * alone["gl"])
+    rest = sampling_probs({"es": 600.0, "ar": 50.0, "ta": 10.0}, 0.3)
+    assert q["ar"] == pytest.approx(0.5 * rest["ar"])
+    with pytest.raises(sweeps.XlmrError, match="not training languages"):
+        target_sampling_probs(counts, 0.3, ("sw",), 0.5)
+    with pytest.raises(sweeps.XlmrError, match="every training language is a target"):
+        target_sampling_probs({"en": 1.0}, 0.3, ("en",), 0.5)
+
+
+def test_matched_design_holds_each_targets_tokens_while_languages_are_added(tmp_path, demo_corpus):
+    runs = sweeps.get_sweep("capacity_dilution", "cpu", (0,), tmp_path, demo_corpus)
+    sizes = sweeps.corpus_sizes(str(demo_corpus))
+    by = {(t["design"], t["relation"], t["width"]): r for r in runs for t in [results.parse_tags(r.tags)]}
+    p = sweeps.PRESETS["cpu"]
+    assert {d for d, _, _ in by} == {"matched", "fixed"} and {w for _, _, w in by} == set(p.widths)
+    widths = sorted(p.widths)
+    ne = [sweeps.param_counts(sweeps.with_width(p.model, w), p.vocab_size)["non_embedding"] for w in widths]
+    assert ne[-1] / ne[0] >= 8  # model size over at least 8× in non-embedding parameters
+    for w in widths:
+        alone = sweeps.expected_lang_tokens(by["matched", "none", w], sizes)
+        for rel in ("related", "unrelated", "both"):
+            run = by["matched", rel, w]
+            assert set(run.data.langs) > set(p.targets) and run.data.target_langs == p.targets
+            added = sweeps.expected_lang_tokens(run, sizes)
+            for t in p.targets:  # the same expected tokens for every target, the others on top
+                assert added[t] == pytest.approx(alone[t], rel=1e-9)
+            assert sum(added.values()) == pytest.approx(sum(alone.values()) / p.target_share)
+            fixed = sweeps.expected_lang_tokens(by["fixed", rel, w], sizes)
+            fixed_alone = sweeps.expected_lang_tokens(by["fixed", "none", w], sizes)
+            assert sum(fixed.values()) == pytest.approx(sum(added.values()))  # one budget for the fixed design
+            assert all(fixed[t] < fixed_alone[t] for t in p.targets)  # … so every target gets fewer tokens
+    related = by["matched", "related", widths[0]].data.langs
+    assert {"es", "pt", "hr", "sr-Latn", "ru", "uk"} <= set(related)
+    assert not set(by["matched", "unrelated", widths[0]].data.langs) & {"es", "pt", "ru", "uk"}
+    # one tokenizer for every run of the sweep
+    assert len({r.data.tokenizer_langs for r in runs}) == 1
+
+
+def test_dry_run_shows_tokens_per_target_flops_and_predicted_time(demo_corpus):
+    out = subprocess.run([*LAUNCH, "dry-run", "capacity_dilution", "--scale", "demo", "--corpus", str(demo_corpus)],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    head, *rows = [line for line in out.stdout.splitlines() if line.startswith(("run ", "matched-"))]
+    assert "tokens/high target" in head and "tokens/low target" in head and "predicted (demo)" in head
+    assert len(rows) == len(sweeps.get_sweep("capacity_dilution", "demo", (0,), "x", demo_corpus))
+    assert "predicted time of one run after another" in out.stdout
+    gpu = subprocess.run([*LAUNCH, "dry-run", "capacity_dilution", "--scale", "gpu-slice", "--corpus",
+                          str(demo_corpus)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert gpu.returncode == 0 and gpu.stdout.count("-s0 ") == 8, gpu.stdout + gpu.stderr
 
 
 def _launch(*args, root: Path, timeout=240) -> subprocess.CompletedProcess:

@@ -194,7 +194,8 @@ def test_two_processes_racing_share_one_entry(small, tmp_path):
     assert results[0] == results[1]
     entries = [p for p in (tmp_path / "tokenizer").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1 and Path(results[0][0]).parent == entries[0]
-    assert sorted(p.name for p in entries[0].iterdir()) == ["cache_key.json", "spm.model", "tokenizer.json"]
+    assert sorted(p.name for p in entries[0].iterdir()) == ["cache_key.json", "manifest.json", "spm.model",
+                                                            "tokenizer.json"]
     assert not list((tmp_path / "tokenizer").glob(".*.tmp"))
     # a third caller (other language order) finds the entry without training
     again = tokenizer_for(small, ["en", "fi"], 300, sample_lines=1000, seed=3, cache_root=tmp_path)

@@ -58,6 +58,11 @@ class DataConfig:
     """SentencePiece pieces; the model's vocabulary is this + 2 (``<pad>``, ``<mask>``), 250000 → 250002."""
     alpha: float = 0.3
     """Language sampling exponent: q_i ∝ p_i^α (XLM-R uses 0.3), for batches and, by default, the tokenizer sample."""
+    target_langs: tuple[str, ...] = ()
+    """Languages whose share of the batches is fixed at ``target_share`` (empty: plain α-sampling over all)."""
+    target_share: float = 1.0
+    """Share of the batches drawn from ``target_langs`` (α-sampled among themselves); the rest is α-sampled
+    over the other languages. With steps scaled by 1 / share, each target sees the tokens it would alone."""
     tokenizer_langs: tuple[str, ...] = ()
     """Languages the tokenizer is trained on (empty: the training languages). Runs over nested language
     sets that name the same superset here share one vocabulary and one set of token shards."""
@@ -95,6 +100,10 @@ class DataConfig:
                             f"{max(1, round(self.batch_tokens / self.seq_len)) * self.seq_len}")
         if not 0 < self.mask_prob < 1:
             raise XlmrError(f"data.mask_prob={self.mask_prob} must be in (0, 1)")
+        if not 0 < self.target_share <= 1:
+            raise XlmrError(f"data.target_share={self.target_share} must be in (0, 1]")
+        if self.target_share < 1 and not self.target_langs:
+            raise XlmrError(f"data.target_share={self.target_share} needs data.target_langs")
         if self.micro_batch_blocks < 0:
             raise XlmrError(f"data.micro_batch_blocks={self.micro_batch_blocks} must be >= 0")
 
@@ -186,10 +195,15 @@ class EvalConfig:
     """Independent fixed mask draws per block (reduces the variance of the estimate)."""
     batch_blocks: int = 16
     """Blocks per forward pass during evaluation."""
+    mask_prob: float = 0.15
+    """Share of held-out tokens masked and scored, fixed apart from ``data.mask_prob`` so that runs trained
+    with different mask rates are scored alike (a higher rate leaves less context and raises the loss)."""
 
     def __post_init__(self):
         if self.interval < 0 or self.max_blocks < 1 or self.draws < 1 or self.batch_blocks < 1:
             raise XlmrError("eval.interval must be >= 0 and eval.max_blocks, eval.draws, eval.batch_blocks >= 1")
+        if not 0 < self.mask_prob < 1:
+            raise XlmrError(f"eval.mask_prob={self.mask_prob} must be in (0, 1)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,50 +326,147 @@ def from_dict(cls, data: dict, where: str = ""):
 _BUDGETS = ("steps", "tokens", "flops")
 
 
-def apply_override(cfg, dotted: str, value, _prefix: str = ""):
-    """Return ``cfg`` with the field at ``a.b.c`` replaced (via ``dataclasses.replace``)."""
-    head, _, rest = dotted.partition(".")
-    full = _prefix + dotted
-    names = {f.name for f in dataclasses.fields(cfg)}
-    if head not in names:
-        raise XlmrError(f"unknown config key {full!r}; valid keys here: {', '.join(sorted(names))}")
-    current = getattr(cfg, head)
-    if rest:
-        if not dataclasses.is_dataclass(current):
-            raise XlmrError(f"config key {_prefix + head!r} has no sub-keys (cannot set {full!r})")
-        return dataclasses.replace(cfg, **{head: apply_override(current, rest, value, f"{_prefix}{head}.")})
-    changes = {head: _convert(value, _hints(type(cfg))[head], full)}
-    if isinstance(cfg, ScheduleConfig) and head in _BUDGETS:
-        # a budget given on the command line replaces the one in the file
-        changes.update({b: type(getattr(cfg, b))(0) for b in _BUDGETS if b != head})
-    return dataclasses.replace(cfg, **changes)
+class _Changes(dict):
+    """Overrides of one config section, by field name: raw values, or ``_Changes`` of a sub-section."""
 
 
-def apply_overrides(cfg, overrides: list[str] | tuple[str, ...]):
-    """Apply ``key.sub=value`` strings in order; values are parsed as YAML scalars/lists."""
+def _changes_tree(cls, items: list[tuple[str, object]]) -> _Changes:
+    """Group ``(a.b.c, value)`` pairs by section, checking every key against ``cls``; a later value wins."""
+    tree = _Changes()
+    for dotted, value in items:
+        parts = dotted.split(".")
+        node, tp = tree, cls
+        for i, part in enumerate(parts):
+            full, where = ".".join(parts[:i + 1]), ".".join(parts[:i])
+            names = [f.name for f in dataclasses.fields(tp)]
+            if part not in names:
+                raise XlmrError(f"unknown config key {full!r}; valid keys{' of ' + where if where else ''}: "
+                                f"{', '.join(names)}")
+            hint = _hints(tp)[part]
+            last = i == len(parts) - 1
+            if last and not (dataclasses.is_dataclass(hint) and isinstance(value, dict)):
+                node[part] = value
+                break
+            if not dataclasses.is_dataclass(hint):
+                raise XlmrError(f"config key {full!r} has no sub-keys (cannot set {dotted!r})")
+            sub = node.get(part)
+            if sub is not None and not isinstance(sub, _Changes):
+                raise XlmrError(f"overrides set both {full!r} and {dotted!r}: give one or the other")
+            node = node.setdefault(part, _Changes())
+            tp = hint
+            if last:  # a mapping for a whole section (model={size: tiny}): its keys, one by one
+                node.update(_changes_tree(tp, [(k, v) for k, v in value.items()]))
+    return tree
+
+
+def _parse_overrides(cls, overrides: list[str] | tuple[str, ...]) -> _Changes:
+    """``key.sub=value`` strings as a tree of changes of ``cls``; values are parsed as YAML scalars/lists."""
+    items = []
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise XlmrError(f"override {item!r} is not of the form key.sub=value")
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        cfg = apply_override(cfg, key.strip(), value)
-    return cfg
+        items.append((key.strip(), value))
+    return _changes_tree(cls, items)
+
+
+def _replace(cfg, changes: _Changes, prefix: str = ""):
+    """``cfg`` with every change applied by ``dataclasses.replace``: each section is built, and checked, once."""
+    hints = _hints(type(cfg))
+    kwargs = {}
+    for name, value in changes.items():
+        if isinstance(value, _Changes):
+            kwargs[name] = _replace(getattr(cfg, name), value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _convert(value, hints[name], prefix + name)
+    if isinstance(cfg, ScheduleConfig) and set(changes) & set(_BUDGETS):
+        # a budget given here replaces the one ``cfg`` had
+        kwargs.update({b: type(getattr(cfg, b))(0) for b in _BUDGETS if b not in changes})
+    return dataclasses.replace(cfg, **kwargs)
+
+
+def _merge(base: dict, over: dict, cls) -> dict:
+    """The mapping ``over`` laid over ``base`` (both nested by the sections of ``cls``), not yet checked."""
+    out = dict(base)
+    if cls is ScheduleConfig and set(over) & set(_BUDGETS):
+        # a budget given in the file replaces the default one, and one on the command line the file's
+        out = {k: v for k, v in out.items() if k not in _BUDGETS or k in over}
+    hints = _hints(cls)
+    for name, value in over.items():
+        hint = hints.get(name)  # an unknown name is reported by from_dict
+        if isinstance(value, dict) and isinstance(out.get(name), dict) and dataclasses.is_dataclass(hint):
+            out[name] = _merge(out[name], value, hint)
+        else:
+            out[name] = value
+    return out
+
+
+def apply_override(cfg, dotted: str, value):
+    """Return ``cfg`` with the field at ``a.b.c`` replaced (via ``dataclasses.replace``)."""
+    return _replace(cfg, _changes_tree(type(cfg), [(dotted, value)]))
+
+
+def apply_overrides(cfg, overrides: list[str] | tuple[str, ...]):
+    """Apply ``key.sub=value`` strings as a whole (a later one wins), then check the result once.
+
+    Coupled values can change together (``data.seq_len=1024 data.batch_tokens=2048``): no section is
+    checked with some of the overrides applied and others not.
+    """
+    changes = _parse_overrides(type(cfg), overrides)
+    return _replace(cfg, changes) if changes else cfg
+
+
+def _yaml_error(path: Path, text: str, e: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: file, line, column and the parser's reason."""
+    mark, reason = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if isinstance(e, yaml.reader.ReaderError):  # a character YAML does not allow (NUL, other controls)
+        pos = e.position
+        line, column = text.count("\n", 0, pos), pos - (text.rfind("\n", 0, pos) + 1)
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        reason = f"character U+{code:04X} is not allowed in YAML"
+    elif mark is not None:
+        line, column = mark.line, mark.column
+    else:
+        return f"{path}: not valid YAML/JSON: {' '.join(str(e).split())}"
+    msg = f"{path}:{line + 1}:{column + 1}: not valid YAML/JSON: {' '.join(str(reason or e).split())}"
+    context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context:
+        msg += f" ({' '.join(context.split())}" + (f" that starts at {cmark.line + 1}:{cmark.column + 1}"
+                                                    if cmark is not None else "") + ")"
+    return msg + "; fix the syntax there"
+
+
+def read_mapping(path: str | Path, what: str = "config file") -> dict:
+    """The mapping held by a YAML or JSON file; every problem with the file is one line naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise XlmrError(f"{what} {path} not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise XlmrError(f"{what} {path} is not UTF-8 ({e.reason} at byte {e.start}): save it as UTF-8") from None
+    except OSError as e:
+        raise XlmrError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise XlmrError(f"{what} {_yaml_error(path, text, e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise XlmrError(f"{what} {path} must hold a mapping of keys, not a {type(data).__name__}")
+    return data
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a RunConfig from YAML or JSON (``path`` may be None for defaults) and apply overrides."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise XlmrError(f"config file {path} not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise XlmrError(f"config file {path} is not valid YAML/JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise XlmrError(f"config file {path} must hold a mapping of config keys")
-    return apply_overrides(from_dict(RunConfig, data), overrides)
+    """Read a RunConfig from YAML or JSON (``path`` may be None for defaults) with overrides on top.
+
+    The defaults, the file's values and then the overrides are laid over each other as a whole and the
+    result is checked once, so no check sees a mix of the user's values and values they replaced.
+    """
+    data = _merge(to_dict(RunConfig()), read_mapping(path) if path is not None else {}, RunConfig)
+    return from_dict(RunConfig, _merge(data, _parse_overrides(RunConfig, overrides), RunConfig))

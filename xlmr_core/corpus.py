@@ -8,6 +8,9 @@ Encoding policy: text must be valid UTF-8. A file with an invalid byte sequence 
 its name and line number rather than silently repaired, because a replacement character in the
 training text would become a piece of the vocabulary and shift every byte count used for bits per
 byte. Clean such a file with ``iconv -f utf-8 -t utf-8 -c in.txt > out.txt`` (drops invalid bytes).
+Valid UTF-8 that is not text (binary data, a file of NULs) is refused too: natural text has almost no
+control characters besides tab and newline, so a file with more than ``MAX_CONTROL_SHARE`` of them is
+reported with its name and first such line.
 
 Language sampling as in XLM-R (Conneau et al. 2019, section 3.1; Lample & Conneau 2019):
 p_i = n_i / Σ n_j, q_i = p_i^α / Σ p_j^α, with α = 0.3 by default.
@@ -37,7 +40,12 @@ from .fsutil import atomic_write_json, file_lock
 
 SUFFIXES = (".txt", ".txt.gz", ".txt.xz", ".txt.zst")
 STATS_FILE = ".xlmr_stats.json"
-_STATS_VERSION = 1
+_STATS_VERSION = 2  # 2: control characters counted
+# C0 control bytes other than tab and newline, and DEL: one byte each in UTF-8, never inside a multi-byte
+# character, and almost absent from natural text (the demo corpus has none)
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10)) + b"\x7f"
+MAX_CONTROL_SHARE = 0.01
+"""A language file whose bytes are more than this share control characters is refused: it is not text."""
 # compute the statistics of files in parallel processes only when there is this much to read
 _PARALLEL_MIN_BYTES = 64 << 20
 
@@ -202,21 +210,33 @@ class LangStats:
     """UTF-8 bytes of those lines, newlines excluded."""
     chars: int
     """Unicode code points of those lines, newlines excluded."""
+    control: int = 0
+    """Control characters (C0 other than tab and newline, and DEL) among those bytes."""
+    control_line: int = 0
+    """The first line that is mostly control characters, else the first holding one (0: none)."""
 
     def __post_init__(self):
-        if min(self.lines, self.bytes, self.chars) < 0:
+        if min(self.lines, self.bytes, self.chars, self.control, self.control_line) < 0:
             raise ValueError(f"negative counts in {self}")
 
 
 def _count_file(path: Path) -> dict:
-    """Read a file once: non-blank lines, UTF-8 bytes and characters (raises XlmrError on bad input)."""
-    lines = nbytes = chars = 0
-    for line in open_lines(path):
+    """Read a file once: non-blank lines, UTF-8 bytes, characters, control characters (XlmrError on bad input)."""
+    lines = nbytes = chars = control = first_any = first_mostly = 0
+    for lineno, line in enumerate(open_lines(path), 1):
         if line:
+            raw = line.encode("utf-8")
             lines += 1
-            nbytes += len(line.encode("utf-8"))
+            nbytes += len(raw)
             chars += len(line)
-    return {"lines": lines, "bytes": nbytes, "chars": chars}
+            n = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
+            if n:
+                control += n
+                first_any = first_any or lineno
+                if not first_mostly and 2 * n > len(raw):
+                    first_mostly = lineno
+    return {"lines": lines, "bytes": nbytes, "chars": chars, "control": control,
+            "control_line": first_mostly or first_any}
 
 
 def _stats_file(root: Path) -> Path:
@@ -275,19 +295,28 @@ def language_stats(corpus_dir: str | os.PathLike, langs: list[str] | None = None
         except OSError:
             pass  # a cache we cannot write only costs a re-read next time
     return {lang: LangStats(lang=lang, path=files[lang], lines=counts[lang]["lines"],
-                            bytes=counts[lang]["bytes"], chars=counts[lang]["chars"]) for lang in files}
+                            bytes=counts[lang]["bytes"], chars=counts[lang]["chars"],
+                            control=counts[lang]["control"], control_line=counts[lang]["control_line"])
+            for lang in files}
 
 
 def validate_languages(corpus_dir: str | os.PathLike, langs: list[str] | None) -> dict[str, LangStats]:
-    """Check every requested language before any work: file present, readable, complete, UTF-8, not empty.
+    """Check every requested language before any work: file present, readable, complete, UTF-8, not empty, text.
 
-    One full read of each file (through :func:`language_stats`, so later calls hit the cache).
+    One full read of each file (through :func:`language_stats`, so later calls hit the cache). Text is
+    refused when more than :data:`MAX_CONTROL_SHARE` of its bytes are NULs or other control characters
+    (tab and newline excepted): valid UTF-8, but binary data or a broken conversion, not a language.
     """
     stats = language_stats(corpus_dir, langs)
     empty = [s.path.name for s in stats.values() if s.lines == 0]
     if empty:
         raise XlmrError(f"empty language file(s) in {Path(corpus_dir)}: {', '.join(empty)}; "
                         "remove them or drop those languages from --langs")
+    for s in stats.values():
+        if s.control > MAX_CONTROL_SHARE * s.bytes:
+            raise XlmrError(f"{s.path}:{s.control_line}: {s.control / s.bytes:.1%} of the file's bytes are NULs or "
+                            "other control characters (natural text has almost none): this is not text; "
+                            f"replace the file or drop language {s.lang!r}")
     return stats
 
 
@@ -320,6 +349,31 @@ def sampling_probs(counts: dict[str, float], alpha: float) -> dict[str, float]:
     w = {lang: math.exp(v - top) for lang, v in logs.items()}
     z = sum(w.values())
     return {lang: (w[lang] / z if lang in w else 0.0) for lang in counts}
+
+
+def target_sampling_probs(counts: dict[str, float], alpha: float, targets, share: float) -> dict[str, float]:
+    """α-sampling with a fixed share for the ``targets``: q_i = share · α-probs among the targets, and
+    (1 − share) · α-probs among the other languages.
+
+    The matched-data design (Chang et al. 2023; ATLAS's D_t) holds each target language's tokens fixed while
+    languages are added: a run over the targets alone for S steps and one over targets + others for S / share
+    steps give every target the same expected tokens, with the same relative rates among the targets.
+    """
+    targets = list(targets)
+    missing = [lang for lang in targets if lang not in counts]
+    if missing:
+        raise XlmrError(f"target language(s) {', '.join(missing)} are not training languages "
+                        f"({', '.join(sorted(counts))}): add them to data.langs")
+    if not 0 < share <= 1:
+        raise XlmrError(f"data.target_share={share} must be in (0, 1]")
+    others = {lang: n for lang, n in counts.items() if lang not in targets}
+    if not others and share < 1:
+        raise XlmrError(f"data.target_share={share} < 1 but every training language is a target: "
+                        "add other languages or use data.target_share=1")
+    q = {lang: share * p for lang, p in sampling_probs({t: counts[t] for t in targets}, alpha).items()}
+    if others:
+        q.update({lang: (1 - share) * p for lang, p in sampling_probs(others, alpha).items()})
+    return {lang: q[lang] for lang in counts}
 
 
 # ---------------------------------------------------------------------------------------------

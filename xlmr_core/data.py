@@ -367,12 +367,15 @@ def merge_chunks(chunks_root: str | os.PathLike, out_dir: str | os.PathLike, lan
 class ShardSet:
     """The token shards of one tokenizer over several languages, opened lazily as memory maps."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, check: bool = True):
+        """Open the shard directory ``root``; a cache entry is first checked against its manifest (``check``)."""
         self.root = Path(root)
         path = self.root / SHARDS_FILE
         if not path.exists():
             raise XlmrError(f"{self.root}: no {SHARDS_FILE}, not a complete shard directory; "
                             "run `xlmr prepare` (or its --merge step) again")
+        if check and (self.root / cache.MANIFEST_FILE).exists():
+            cache.check_entry(self.root)
         info = json.loads(path.read_text())
         if info.get("format") != FORMAT_VERSION:
             raise XlmrError(f"{path}: shard format {info.get('format')} but this code reads {FORMAT_VERSION}; "
@@ -485,7 +488,7 @@ def shards_for(tokenizer, corpus_dir: str | os.PathLike, langs: Sequence[str] | 
         print(f"xlmr: encoding {len(files)} languages into token shards at {tmp.parent}", file=sys.stderr)
         encode_corpus(tokenizer.model_file, files, tmp, heldout=heldout, workers=workers, chunk_bytes=chunk_bytes)
 
-    return ShardSet(cache.get_or_build("shards", key, build, root=cache_root))
+    return ShardSet(cache.get_or_build("shards", key, build, root=cache_root), check=False)  # checked just now
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Evaluation of a trained encoder; ``xlmr eval RUN_DIR`` merges the results into ``final.json["eval"]``.
 
-- ``mlm_eval``: masked-LM loss on fixed held-out blocks and fixed mask draws, in bits per UTF-8 byte
-  (tokenizer-independent, so runs with different vocabularies compare), for any corpus language,
-  including languages the model never saw in training.
+- ``bpb``: masked-LM loss on fixed held-out blocks and fixed mask draws, in bits per UTF-8 byte, next to
+  the unigram baseline of the same tokens (``heldout.mlm_eval``), for any corpus language, including
+  languages the model never saw in training.
 - ``embed`` / ``retrieval_scores`` / ``retrieval_suite``: cross-lingual sentence retrieval without
   fine-tuning, as XTREME's Tatoeba and BUCC tasks (Hu et al. 2020): mean-pooled hidden states of a
   middle layer, nearest neighbour by cosine or by the ratio margin of Artetxe & Schwenk (2019).
@@ -30,9 +30,10 @@ import torch
 from . import finetune
 from .config import apply_overrides
 from .corpus import parse_langs, select_languages
-from .data import MaskConfig, ShardSet, heldout_blocks, mask_block, shards_for
+from .data import ShardSet, shards_for
 from .errors import XlmrError
 from .fsutil import atomic_write_json, file_lock
+from .heldout import bpb_suite, mlm_eval  # noqa: F401  (mlm_eval: part of this module's API)
 from .tokenizer import tokenizer_metrics
 
 LN2 = math.log(2.0)
@@ -54,74 +55,6 @@ def _device_of(model: torch.nn.Module, device) -> torch.device:
     if device is not None:
         return torch.device(device)
     return next(model.parameters()).device
-
-
-# ---------------------------------------------------------------------------------------------
-# masked-LM loss in bits per byte
-
-
-@torch.no_grad()
-def mlm_eval(model, blocks: np.ndarray, *, bytes_per_token: float, mask_id: int, vocab_size: int,
-             special_ids, draws: int = 2, seed: int = 0, batch_blocks: int = 16, mask_prob: float = 0.15,
-             device=None) -> dict:
-    """Masked-LM loss of ``model`` on fixed blocks (N, T): dict(bpb, loss_nats, loss_bits, acc, n_masked).
-
-    Block i is masked ``draws`` times, draw d with the rng ``default_rng([seed, d, i])``, so every
-    checkpoint of a run (and every run) sees exactly the same masks. bpb = mean masked-token NLL in
-    bits / bytes per token of the held-out text (= expected bits per UTF-8 byte).
-    """
-    blocks = np.asarray(blocks)
-    if blocks.ndim != 2 or blocks.shape[0] == 0:
-        raise XlmrError(f"mlm_eval needs a non-empty (N, T) array of blocks, got shape {blocks.shape}")
-    if not bytes_per_token > 0:
-        raise XlmrError(f"mlm_eval: bytes_per_token must be > 0, got {bytes_per_token}")
-    dev = _device_of(model, device)
-    cfg = MaskConfig(mask_prob=mask_prob)
-    specials = sorted(int(s) for s in special_ids)
-
-    # every (draw, block) masked once, up front: inputs and labels (draws * N, T)
-    inputs, labels = [], []
-    for draw in range(draws):
-        for i, block in enumerate(blocks):
-            x, y = mask_block(block, np.random.default_rng([seed, draw, i]), cfg, vocab_size, mask_id, specials)
-            inputs.append(x)
-            labels.append(y)
-    inputs_np, labels_np = np.stack(inputs), np.stack(labels)
-
-    was_training = model.training
-    model.eval()
-    loss_sum, n_masked, n_correct = 0.0, 0, 0
-    try:
-        for start in range(0, len(inputs_np), batch_blocks):
-            y_np = labels_np[start:start + batch_blocks]
-            if not (y_np != -100).any():
-                continue  # very short blocks can draw no masked token at all
-            x = torch.from_numpy(inputs_np[start:start + batch_blocks]).to(dev)
-            out = model(x, torch.from_numpy(y_np).to(dev))
-            loss_sum += float(out.loss_sum)
-            n_masked += int(out.n_masked)
-            n_correct += int(out.n_correct)
-    finally:
-        model.train(was_training)
-    if n_masked == 0:
-        raise XlmrError("mlm_eval drew no masked tokens: the blocks are too short for the mask rate")
-    nats = loss_sum / n_masked
-    return dict(bpb=nats / LN2 / bytes_per_token, loss_nats=nats, loss_bits=nats / LN2,
-                acc=n_correct / n_masked, n_masked=n_masked)
-
-
-def bpb_suite(model, tokenizer, shards: ShardSet, langs: Sequence[str], *, seq_len: int, max_blocks: int,
-              draws: int, seed: int, batch_blocks: int, mask_prob: float, device=None) -> dict:
-    """Held-out bits per byte of each language in ``shards``: {lang: mlm_eval(...) + n_blocks}."""
-    out = {}
-    for lang in langs:
-        blocks = heldout_blocks(shards, lang, seq_len, max_blocks=max_blocks)
-        r = mlm_eval(model, blocks, bytes_per_token=shards.bytes_per_token(lang, "heldout"),
-                     mask_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
-                     special_ids=tokenizer.special_ids, draws=draws, seed=seed, batch_blocks=batch_blocks,
-                     mask_prob=mask_prob, device=device)
-        out[lang] = dict(r, n_blocks=len(blocks))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,17 +316,26 @@ def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: 
     """
     from .train import load_run  # train imports this module (mlm_eval): import it late
 
+    # the arguments first, then the files they point at, then the work
+    suites = _check_suites(suites)
+    downstream = [s for s in suites if s not in SUITES]
+    if downstream and downstream_data is None:
+        raise XlmrError(f"suite(s) {', '.join(downstream)} fine-tune on your data: give its directory with --data")
+    for name, value in (("max_items", max_items), ("k", k), ("pll_texts", pll_texts),
+                        ("tokenizer_lines", tokenizer_lines)):
+        if value < 1:
+            raise XlmrError(f"{name}={value} must be >= 1")
+    if layer is not None and layer < 0:
+        raise XlmrError(f"layer={layer} must be >= 0 (0 = the embeddings)")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise XlmrError(f"device {device!r}: use cpu, cuda, cuda:N or auto")
     run_dir = Path(run_dir)
     final_path = run_dir / "final.json"
     if not final_path.exists():
         raise XlmrError(f"{run_dir} has no final.json: the run is not finished; train it first "
                         f"(`xlmr train {run_dir / 'config.json'}` resumes it)")
-    suites = _check_suites(suites)
-    downstream = [s for s in suites if s not in SUITES]
-    if downstream and downstream_data is None:
-        raise XlmrError(f"suite(s) {', '.join(downstream)} fine-tune on your data: give its directory with --data")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     final = json.loads(final_path.read_text(encoding="utf-8"))
     run_info = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     model, tok, cfg = load_run(run_dir, device=device)
@@ -402,6 +344,11 @@ def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: 
     text_langs = list(langs) if langs is not None else list(dict.fromkeys([*train_langs, *extra_langs, *unseen]))
     if "bpb" in suites and extra_langs:
         select_languages(corpus, list(extra_langs))  # a missing language fails now, not after other suites
+    if "retrieval" in suites:
+        for name in sets:
+            set_languages(corpus, name)  # a missing parallel set fails now, not after other suites
+        if layer is not None and layer > model.config.num_layers:
+            raise XlmrError(f"layer={layer}: the model has hidden states 0 (embeddings) to {model.config.num_layers}")
 
     results: dict[str, dict] = {}
     for suite in suites:
@@ -416,10 +363,10 @@ def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: 
             for lang in bpb_langs:
                 r = bpb_suite(model, tok, by_lang[lang], [lang], seq_len=cfg.data.seq_len,
                               max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
-                              batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.data.mask_prob, device=device)
+                              batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.eval.mask_prob, device=device)
                 per_lang[lang] = dict(r[lang], seen=lang in train_langs)
             settings = dict(max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
-                            seq_len=cfg.data.seq_len, mask_prob=cfg.data.mask_prob)
+                            seq_len=cfg.data.seq_len, mask_prob=cfg.eval.mask_prob)
             r = dict(settings=settings, per_lang=per_lang)
         elif suite == "retrieval":
             table = retrieval_suite(model, tok, corpus, sets=sets, langs=langs, pivot=pivot, max_items=max_items,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -45,6 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import metrics as M
+from .democorpus.ddtp import LABELS as _DDTP_LABELS
 from .errors import XlmrError
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,9 @@ class FinetuneConfig:
     """``run_downstream``: evaluate on 'test' or 'dev' files."""
     translate_train_all: bool = False
     """``run_downstream``: fine-tune on every language's training file together instead of English only."""
+    pooling: str = "cls"
+    """Sentence-level heads: 'cls' reads <s> (fairseq / XLM-R); 'mean' averages the non-padding tokens, for
+    briefly pre-trained models whose <s> vector is still the same for every input (nothing trains it in MLM)."""
 
     def __post_init__(self):
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -127,6 +132,8 @@ class FinetuneConfig:
                 raise XlmrError(f"finetune {name} must be None or an integer >= 1, got {v!r}")
         if self.eval_split not in ("dev", "test"):
             raise XlmrError(f"finetune eval_split must be 'dev' or 'test', got {self.eval_split!r}")
+        if self.pooling not in ("cls", "mean"):
+            raise XlmrError(f"finetune pooling must be 'cls' or 'mean', got {self.pooling!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +172,8 @@ TASKS: dict[str, TaskSpec] = {
     "glue-sts-b": TaskSpec(name="glue-sts-b", kind="regression", metrics=("pearson", "spearman")),
     "ner": TaskSpec(name="ner", kind="tagging", metrics=("f1", "precision", "recall")),
     "mlqa": TaskSpec(name="mlqa", kind="qa", metrics=("f1", "exact_match")),
+    # topic classification of Debian package descriptions (labels: archive sections), see democorpus.ddtp
+    "ddtp": TaskSpec(name="ddtp", kind="classification", labels=_DDTP_LABELS),
 }
 SUITES = tuple(TASKS)
 _ALIASES = {"glue-sst2": "glue-sst-2", "glue-stsb": "glue-sts-b", "glue-sts": "glue-sts-b", "sst-2": "glue-sst-2",
@@ -362,6 +371,18 @@ def read_glue(task: str | TaskSpec, path: PathLike) -> list[TextExample]:
     return out
 
 
+def read_topics(task: str | TaskSpec, path: PathLike) -> list[TextExample]:
+    """A single-sentence classification TSV with a header naming ``sentence`` and ``label`` (DDTP's
+    ``<lang>/{train,dev,test}.tsv``; other columns such as ``id`` are ignored)."""
+    spec = get_task(task)
+    path = Path(path)
+    out = [TextExample(row["sentence"], None, _check_label(path, n, row["label"], spec.labels))
+           for n, row in _tsv_rows(path, ("sentence", "label"), what=f"{spec.name}")]
+    if not out:
+        raise XlmrError(f"{path}: no {spec.name} examples")
+    return out
+
+
 _WIKIANN_PREFIX = re.compile(r"^([a-z]{2,3}(?:-[a-z]+)?):(.+)$")
 
 
@@ -458,16 +479,22 @@ def read_squad(path: PathLike) -> list[QAExample]:
 
 
 class ClassificationHead(nn.Module):
-    """Sentence-level head on the <s> vector: dropout -> dense -> tanh -> dropout -> out_proj."""
+    """Sentence-level head on <s> (or the mean of the tokens): dropout -> dense -> tanh -> dropout -> out_proj."""
 
-    def __init__(self, hidden: int, n_out: int, dropout: float):
+    def __init__(self, hidden: int, n_out: int, dropout: float, pooling: str = "cls"):
         super().__init__()
         self.dense = nn.Linear(hidden, hidden)
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(hidden, n_out)
+        self.pooling = pooling
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(h[:, 0])  # (B, H): <s>
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling == "mean" and mask is not None:
+            w = mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+            x = (h * w).sum(1) / w.sum(1).clamp(min=1)  # (B, H): mean over the real tokens
+        else:
+            x = h[:, 0]  # (B, H): <s>
+        x = self.dropout(x)
         x = torch.tanh(self.dense(x))
         return self.out_proj(self.dropout(x))  # (B, n_out)
 
@@ -475,12 +502,12 @@ class ClassificationHead(nn.Module):
 class TaskModel(nn.Module):
     """The pre-trained encoder with one task head; forward returns the head's logits."""
 
-    def __init__(self, encoder: nn.Module, kind: str, n_out: int, dropout: float):
+    def __init__(self, encoder: nn.Module, kind: str, n_out: int, dropout: float, pooling: str = "cls"):
         super().__init__()
         self.encoder, self.kind = encoder, kind
         H = encoder.config.hidden_size
         if kind in ("classification", "regression"):
-            self.head: nn.Module = ClassificationHead(H, n_out, dropout)
+            self.head: nn.Module = ClassificationHead(H, n_out, dropout, pooling)
         elif kind == "tagging":
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(H, n_out))
         else:  # qa: start and end logits per token
@@ -493,7 +520,9 @@ class TaskModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         h = self.encoder.encode(input_ids, attention_mask=attention_mask)  # (B, T, H)
-        return self.head(h)  # (B, n_out) or (B, T, n_out)
+        if isinstance(self.head, ClassificationHead):
+            return self.head(h, attention_mask)  # (B, n_out)
+        return self.head(h)  # (B, T, n_out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -867,6 +896,8 @@ def _read_train(spec: TaskSpec, path: PathLike) -> list:
         return read_nli_train(path)
     if spec.name.startswith("glue-"):
         return read_glue(spec, path)
+    if spec.name == "ddtp":
+        return read_topics(spec, path)
     if spec.kind == "tagging":
         return read_conll(path)[0]
     return read_squad(path)
@@ -884,6 +915,8 @@ def _read_eval(spec: TaskSpec, evals) -> dict[str, list]:
                 parts = {name: next(iter(parts.values()))}
         elif spec.name.startswith("glue-"):
             parts = {name or "en": read_glue(spec, path)}
+        elif spec.name == "ddtp":  # <lang>/test.tsv: named by its directory
+            parts = {name or Path(path).parent.name: read_topics(spec, path)}
         elif spec.kind == "tagging":
             sents, prefix = read_conll(path)
             parts = {name or prefix or Path(path).stem: sents}
@@ -924,7 +957,11 @@ def finetune_task(model_or_path, tokenizer, task: str | TaskSpec, train: PathLik
     if not train_paths:
         raise XlmrError(f"{spec.name}: no training file given")
     # read every input before loading the model or training, so bad files fail fast
-    train_examples = [ex for p in train_paths for ex in _read_train(spec, p)]
+    per_file = [_read_train(spec, p) for p in train_paths]
+    if isinstance(train, Mapping) and cfg.max_train_examples is not None:
+        # translate-train-all under a cap: interleave the languages so that each gets an equal share
+        per_file = [[ex for group in itertools.zip_longest(*per_file) for ex in group if ex is not None]]
+    train_examples = [ex for exs in per_file for ex in exs]
     if cfg.max_train_examples is not None:
         train_examples = train_examples[:cfg.max_train_examples]
     eval_sets = _read_eval(spec, evals)
@@ -948,7 +985,7 @@ def finetune_task(model_or_path, tokenizer, task: str | TaskSpec, train: PathLik
         torch.manual_seed(seed)
         enc = copy.deepcopy(encoder).to("cpu")
         enc.load_state_dict(base_state)  # every seed starts from the same pre-trained weights
-        model = TaskModel(enc, spec.kind, task_.n_out, cfg.dropout).to(dev)
+        model = TaskModel(enc, spec.kind, task_.n_out, cfg.dropout, cfg.pooling).to(dev)
         t0 = time.perf_counter()
         train_loss = _train(model, items, tok.pad_id, cfg, seed, dev)
         train_s = time.perf_counter() - t0
@@ -1041,6 +1078,18 @@ def downstream_files(suite: str, data_dir: PathLike, cfg: FinetuneConfig | None 
             raise missing("multinli_1.0_train.txt (MultiNLI 1.0)")
         return en, evals
 
+    if spec.name == "ddtp":  # <lang>/{train,dev,test}.tsv (democorpus.ddtp); only English has dev
+        langs = {d.name: d for d in sorted(data_dir.iterdir()) if d.is_dir() and d.name != "eval"}
+        evals = {lang: d / f"{split}.tsv" for lang, d in langs.items() if (d / f"{split}.tsv").is_file()}
+        if not evals:
+            raise missing(f"<lang>/{split}.tsv files (build the data set with `xlmr corpus ddtp`)")
+        if "en" not in langs or not (langs["en"] / "train.tsv").is_file():
+            raise missing("English training file en/train.tsv")
+        if cfg.translate_train_all:
+            train = {lang: d / "train.tsv" for lang, d in langs.items() if (d / "train.tsv").is_file()}
+            return {"en": train.pop("en"), **train}, evals
+        return langs["en"] / "train.tsv", evals
+
     if spec.name.startswith("glue-"):
         sub = data_dir / _GLUE_FORMAT[spec.name][0]
         root = sub if sub.is_dir() else data_dir
@@ -1104,7 +1153,8 @@ def run_downstream(run_dir_or_model, tokenizer, suite: str, data_dir: PathLike,
       ``dev_mismatched.tsv``); always scored on dev;
     - 'ner': ``data_dir/<lang>/{train,dev,test}`` (XTREME PAN-X / WikiANN, optional suffix .txt/.tsv/
       .conll/.iob/.bio) or CoNLL's ``eng|deu|esp|ned.{train,testa,testb}``; English trains;
-    - 'mlqa': ``train-v1.1.json`` (SQuAD v1.1) and MLQA_V1 ``<split>-context-<l>-question-<l>.json``.
+    - 'mlqa': ``train-v1.1.json`` (SQuAD v1.1) and MLQA_V1 ``<split>-context-<l>-question-<l>.json``;
+    - 'ddtp': ``data_dir/<lang>/{train,dev,test}.tsv`` as ``democorpus.ddtp`` writes them (see ``ddtp_transfer``).
     cfg.eval_split picks dev or test; cfg.translate_train_all trains on every language's file.
     Returns ``finetune_task``'s dict plus suite and data_dir.
     """
@@ -1112,3 +1162,41 @@ def run_downstream(run_dir_or_model, tokenizer, suite: str, data_dir: PathLike,
     train, evals = downstream_files(suite, data_dir, cfg)
     out = finetune_task(run_dir_or_model, tokenizer, suite, train, evals, cfg)
     return dict(suite=get_task(suite).name, data_dir=str(data_dir), **out)
+
+
+# ---------------------------------------------------------------------------------------------
+# DDTP: zero-shot transfer on Debian's package-description translations, built offline
+
+
+DDTP_CONFIG = FinetuneConfig(lr=1e-3, epochs=1, batch_size=16, max_len=48, warmup_ratio=0.1, pooling="mean",
+                             max_train_examples=1200, max_eval_examples=200, seeds=(0,))
+"""The fixed settings of the ``ddtp`` suite, the same for every run so that runs compare: 75 steps of 16 English
+descriptions (1,200 examples cycling through the 12 labels), the first 48 tokens of each description, 200 test
+descriptions per language, one seed. A demo-size model (4 × 128, 4K vocabulary) takes under a minute on two
+CPU cores. Larger models: raise lr no further; more examples and seeds through ``dataclasses.replace``."""
+
+
+def ddtp_transfer(run_dir_or_model, tokenizer=None, data_dir: PathLike | None = None,
+                  cfg: FinetuneConfig | None = None, *, train_langs: Sequence[str] = ()) -> dict:
+    """Zero-shot transfer on DDTP topic classification: fine-tune on English, accuracy in every language.
+
+    data_dir: a built data set (default: ``democorpus.ddtp.ensure_ddtp()``, which honours ``$XLMR_DDTP`` and
+    builds it on first use); cfg: ``DDTP_CONFIG`` unless given (``translate_train_all=True``: train on every
+    language's translations of the training packages, an equal share each). Returns ``run_downstream``'s dict
+    plus ``chance`` (1 / labels), ``data_builder_version``, and in ``per_lang[lang]``: ``majority`` (the
+    majority-class rate of the evaluated items), ``n`` (items) and ``seen`` (lang in ``train_langs``).
+    """
+    from .democorpus.ddtp import ensure_ddtp, read_meta
+
+    cfg = cfg or DDTP_CONFIG
+    data = ensure_ddtp(data_dir)
+    _, evals = downstream_files("ddtp", data, cfg)
+    majority = {}
+    for lang, path in evals.items():
+        gold = [e.label for e in read_topics("ddtp", path)[:cfg.max_eval_examples]]
+        majority[lang] = max(gold.count(y) for y in set(gold)) / len(gold)
+    out = run_downstream(run_dir_or_model, tokenizer, "ddtp", data, cfg)
+    for lang, v in out["per_lang"].items():
+        v.update(majority=majority[lang], n=out["n_eval"][lang], seen=lang in train_langs)
+    meta = read_meta(data) or {}
+    return dict(out, chance=1 / len(get_task("ddtp").labels), data_builder_version=meta.get("builder_version"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -10,6 +11,23 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import XlmrError
+
+# what a full disk, an exhausted quota or a file-size limit (ulimit -f) look like to a write
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` is a write that failed for lack of space (disk, quota or file-size limit)."""
+    return isinstance(e, OSError) and e.errno in _FULL
+
+
+def disk_full_error(path: str | os.PathLike, e: OSError, then: str = "run again") -> XlmrError:
+    """The one-line error for a write to ``path`` that failed for lack of space."""
+    return XlmrError(f"cannot write {path}: {e.strerror or e} (the disk is full, or a quota or file-size "
+                     f"limit was reached); nothing was left half-written: free space in {Path(path).parent} "
+                     f"and {then}")
 
 
 def _umask() -> int:
@@ -40,9 +58,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(e):
+            raise disk_full_error(path, e) from None
         raise
     fsync_dir(path.parent)
     return path
@@ -78,8 +98,10 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         else:
             os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(e):
+            raise disk_full_error(path, e) from None
         raise
 
 

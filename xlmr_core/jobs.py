@@ -19,7 +19,7 @@ from pathlib import Path
 
 import submitit
 
-from .config import RunConfig
+from .config import RunConfig, from_dict, read_mapping
 from .errors import XlmrError
 from .fsutil import atomic_write_json
 
@@ -321,18 +321,7 @@ class LaunchOptions:
 
 def load_options(path: str | os.PathLike | None, **flags) -> LaunchOptions:
     """Launch options from a YAML file (keys as the field names), then the command-line flags that were given."""
-    from .config import from_dict
-
-    data: dict = {}
-    if path:
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise XlmrError(f"SLURM config file {p} not found")
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise XlmrError(f"SLURM config file {p} must hold a mapping of options")
+    data = read_mapping(path, "SLURM config file") if path else {}
     data.update({k: v for k, v in flags.items() if v is not None})
     try:
         return from_dict(LaunchOptions, data, "")

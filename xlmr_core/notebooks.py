@@ -20,10 +20,11 @@ ANALYSIS: dict[str, str] = {
     "capacity_dilution": "capacity_dilution",
     "vocab_scaling": "vocab_scaling",
     "sampling_alpha": "sampling_alpha",
+    "scaling_laws": "capacity_dilution",
 }
 """Notebook name -> the sweep it analyses (its results are ``results_dir/<sweep>``)."""
 FIGURES: dict[str, tuple[str, ...]] = {
-    "capacity_dilution": ("capacity_dilution", "capacity_dilution_acc", "capacity_dilution_curves"),
+    "capacity_dilution": ("capacity_dilution", "capacity_dilution_bpb", "capacity_dilution_curves"),
     "vocab_scaling": ("vocab_scaling", "vocab_scaling_curves"),
     "sampling_alpha": ("sampling_alpha", "sampling_alpha_curves"),
     "explore": ("explore_curves",),

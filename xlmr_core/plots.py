@@ -53,6 +53,9 @@ PAPER_XNLI: dict[str, dict] = {
 
 METRICS: dict[str, str] = {
     "bpb": "held-out bits per byte",
+    "unigram_bpb": "unigram baseline, bits per byte",
+    "bpb_below_unigram": "bits per byte below unigram",
+    "unigram_gain": "gain over unigram (1 − bpb / unigram bpb)",
     "loss_bits": "held-out loss (bits per token)",
     "acc": "masked-token accuracy",
     "retrieval": "retrieval accuracy (↔ en)",
@@ -231,7 +234,12 @@ def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n
                       retrieval: bool = True, paper: bool = True) -> Figure:
     """Per-language ``metric`` and retrieval accuracy against the number of languages, high- and low-resource
     groups apart, one curve per width, ±1 s.d. over seeds, a log-linear trend ± s.e.; the last row compares
-    at matched per-language tokens (Chang et al. 2023: x = tokens the run spent on each language)."""
+    at matched per-language tokens (Chang et al. 2023: x = tokens the run spent on each language).
+
+    A sweep with design language sets (tags ``design`` and ``relation``: the demo, cpu and gpu scales) is drawn
+    by ``capacity_designs`` instead."""
+    if "relation" in long_df.columns and long_df["relation"].isin(("none", "related", "unrelated", "both")).any():
+        return capacity_designs(long_df, metric, hue=hue, retrieval=retrieval)
     _need(long_df, ["run", "lang", x, metric, "tokens"], "capacity_dilution")
     df = _done(long_df).copy()
     if hue not in df.columns:
@@ -262,6 +270,11 @@ def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n
                 rows.append(pts.assign(panel=panel, series=series))
                 fits.append(dict(panel=panel, series=series, **{k: fit[k] for k in
                                                                 ("slope", "slope_se", "intercept", "n")}))
+            if ycol == "retrieval" and np.isfinite(retrieval_chance(df)):
+                ax.axhline(retrieval_chance(df), color="0.3", lw=0.8, ls=":",
+                           label=f"chance ({retrieval_chance(df):.3f})")
+            if ycol in ("bpb_below_unigram", "unigram_gain"):
+                ax.axhline(0.0, color="0.3", lw=0.8, ls=":", label="unigram baseline")
             ax.set_title(f"{group}-resource languages" + (f", {steps:g} steps" if steps and r == 0 else ""),
                          fontsize=9)
             ax.set_xlabel("languages in training (log scale)")
@@ -315,13 +328,90 @@ def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n
     return _attach(fig, rows, fits)
 
 
+def retrieval_chance(long_df: pd.DataFrame) -> float:
+    """Chance accuracy of the retrieval suite: the mean over languages and sets of 1 / (items retrieved among)."""
+    cols = [c for c in long_df.columns if str(c).startswith("eval.retrieval.") and str(c).endswith(".n")]
+    n = long_df[cols].to_numpy(dtype=float).ravel() if cols else np.array([])
+    n = n[np.isfinite(n) & (n > 0)]
+    return float(np.mean(1.0 / n)) if len(n) else math.nan
+
+
+RELATION_STYLE = {"related": dict(ls="-", marker="o"), "unrelated": dict(ls="--", marker="s")}
+
+
+def capacity_designs(long_df: pd.DataFrame, metric: str = "bpb_below_unigram", *, hue: str = "width",
+                     retrieval: bool = True) -> Figure:
+    """The capacity sweep's designs: ``metric`` of the target languages against the number of languages, one
+    row per design (``matched``: each target's tokens fixed; ``fixed``: one budget for all), high- and
+    low-resource targets apart, one colour per model width, related (solid) and unrelated (dashed) added
+    languages; each line runs targets alone → + related or + unrelated → + both. ±1 s.d. over seeds.
+
+    For the unigram-relative metrics the unigram baseline (0) is drawn; for retrieval, chance."""
+    _need(long_df, ["run", "lang", "n_langs", "design", "relation", metric], "capacity_designs")
+    df = _done(long_df).copy()
+    df = df[df["relation"] != "nested"]
+    if hue not in df.columns:
+        df[hue] = "all"
+    ys = [metric] + (["retrieval"] if retrieval and retrieval_accuracy(df).notna().any() else [])
+    designs = [d for d in ("matched", "fixed") if d in set(df["design"])]
+    if not designs:
+        raise XlmrError("capacity_designs: no run of the matched or fixed design with design sets; "
+                        "is this a capacity_dilution sweep of the demo, cpu or gpu scale?")
+    fig, axes = _figure(len(designs) * len(ys), 2)
+    hues = sorted(df[hue].dropna().unique())
+    colors = dict(zip(hues, _colors(len(hues))))
+    size_of = {}
+    if "params_non_embedding" in df.columns:
+        size_of = df.groupby(hue)["params_non_embedding"].first().to_dict()
+    chance = retrieval_chance(df)
+    rows, fits = [], []
+    for di, design in enumerate(designs):
+        sub = df[df["design"] == design]
+        for yi, ycol in enumerate(ys):
+            per_run = run_group_means(sub, ycol, keys=["n_langs", "relation", hue])
+            for c, group in enumerate(("high", "low")):
+                ax = axes[di * len(ys) + yi, c]
+                for h in hues:
+                    runs = per_run[(per_run["group"] == group) & (per_run[hue] == h)]
+                    if runs.empty:
+                        continue
+                    for rel in ("related", "unrelated"):
+                        path = runs[runs["relation"].isin(("none", rel, "both"))]
+                        pts = seed_stats(path, ["n_langs"], ycol).rename(columns={"n_langs": "x"})
+                        if pts.empty:
+                            continue
+                        fit = fit_log_trend(path["n_langs"], path[ycol])
+                        n_ne = size_of.get(h)
+                        series = f"{hue}={h:g}" + (f" ({_si(n_ne)} non-emb.)" if n_ne else "") + f", {rel}"
+                        lab = f"{series}  {fit['slope']:+.3f}/2×"
+                        _errorbar(ax, pts, color=colors[h], label=lab, **RELATION_STYLE[rel])
+                        panel = f"{design}:{ycol}:{group}"
+                        rows.append(pts.assign(panel=panel, series=series))
+                        fits.append(dict(panel=panel, series=series,
+                                         **{k: fit[k] for k in ("slope", "slope_se", "intercept", "n")}))
+                if ycol in ("bpb_below_unigram", "unigram_gain"):
+                    ax.axhline(0.0, color="0.3", lw=0.8, ls=":", label="unigram baseline")
+                if ycol == "retrieval" and np.isfinite(chance):
+                    ax.axhline(chance, color="0.3", lw=0.8, ls=":", label=f"chance ({chance:.3f})")
+                what = "each target's tokens fixed" if design == "matched" else "one budget for every set"
+                ax.set_title(f"{design} design ({what}): {group}-resource targets", fontsize=8)
+                ax.set_xlabel("languages in training (log scale)")
+                ax.set_ylabel(label(ycol), fontsize=8)
+                _log2_axis(ax, sorted(sub["n_langs"].unique()))
+                ax.legend(fontsize=5, loc="best")
+    fig.suptitle("Capacity dilution by design: target languages as languages are added", fontsize=10)
+    return _attach(fig, rows, fits)
+
+
 # ---------------------------------------------------------------- vocabulary (Figure 6)
 
 
 def vocab_scaling(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "vocab", mode: str = "mode",
-                  paper: bool = True) -> Figure:
-    """``metric`` against vocabulary size in both modes (fixed Transformer, fixed total parameters), with
-    fertility (tokens per character) and the embedding share of the parameters beside it."""
+                  normalised: str | None = "bpb_below_unigram", paper: bool = True) -> Figure:
+    """``metric`` against vocabulary size in both modes (fixed Transformer, fixed total parameters), beside it
+    the ``normalised`` metric (bits per byte below the unigram baseline of each run's own tokenizer: what the
+    model learned from context, which raw bits per byte mixes with the tokenizer's compression), fertility
+    (tokens per character) and the embedding share of the parameters."""
     _need(long_df, ["run", "lang", x, mode, metric, "params_embedding", "params_total"], "vocab_scaling")
     df = _done(long_df).copy()
     if "in_training" in df.columns:
@@ -329,11 +419,15 @@ def vocab_scaling(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "vocab
     fert = "eval.tokenizer.tokens_per_char"
     df["tokens_per_char"] = df[fert] if fert in df.columns else np.nan
     df["embedding_share"] = df["params_embedding"] / df["params_total"]
-    runs = df.groupby(["run", "seed", x, mode], dropna=False).agg(
-        **{metric: (metric, "mean"), "tokens_per_char": ("tokens_per_char", "mean"),
-           "embedding_share": ("embedding_share", "first")}).reset_index()
-    panels = [metric, "tokens_per_char", "embedding_share"]
-    fig, axes = _figure(1, 3)
+    if normalised and normalised not in df.columns:
+        normalised = None
+    aggs = {metric: (metric, "mean"), "tokens_per_char": ("tokens_per_char", "mean"),
+            "embedding_share": ("embedding_share", "first")}
+    if normalised:
+        aggs[normalised] = (normalised, "mean")
+    runs = df.groupby(["run", "seed", x, mode], dropna=False).agg(**aggs).reset_index()
+    panels = [metric, *([normalised] if normalised else []), "tokens_per_char", "embedding_share"]
+    fig, axes = _figure(1, len(panels))
     modes = sorted(runs[mode].unique())
     styles = {m: dict(color=c, marker=mk) for m, c, mk in zip(modes, ("C0", "C3", "C2", "C1"), "osD^")}
     xs = sorted(runs[x].unique())
@@ -345,7 +439,7 @@ def vocab_scaling(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "vocab
             if pts.empty:
                 continue
             lab = m.replace("_", " ")
-            if col == metric:
+            if col in (metric, normalised):
                 fit = fit_log_trend(sub[x], sub[col])
                 fits.append(dict(panel=col, series=m, **{k: fit[k] for k in ("slope", "slope_se", "intercept", "n")}))
                 lab += f"  {fit['slope']:+.3f} ± {fit['slope_se']:.3f}/2×"
@@ -356,9 +450,12 @@ def vocab_scaling(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "vocab
         ax.set_ylabel("embedding share of parameters" if col == "embedding_share" else label(col), fontsize=9)
         ax.legend(fontsize=6, loc="best")
     axes[0, 0].set_title("masked LM, both modes", fontsize=9)
-    axes[0, 1].set_title("fertility (held-out text)", fontsize=9)
-    axes[0, 2].set_title("parameters in the embeddings", fontsize=9)
-    axes[0, 2].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    if normalised:
+        axes[0, 1].set_title("below the unigram baseline (learned from context)", fontsize=8)
+        axes[0, 1].axhline(0.0, color="0.3", lw=0.8, ls=":")
+    axes[0, -2].set_title("fertility (held-out text)", fontsize=9)
+    axes[0, -1].set_title("parameters in the embeddings", fontsize=9)
+    axes[0, -1].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
     if paper:
         p = PAPER_XNLI["vocab"]
         # the paper's vocabularies (32K–512K) are off our axis: its stated gains as a note
@@ -457,3 +554,159 @@ def save(fig: Figure, figures_dir: str | os.PathLike, name: str, dpi: int = 200)
     if isinstance(data, pd.DataFrame) and not data.empty:
         out.append(atomic_write_bytes(Path(figures_dir) / f"{name}.csv", data.to_csv(index=False).encode()))
     return out
+
+
+# ---------------------------------------------------------------- scaling laws (fits of xlmr_core.laws)
+
+LAW_AXES = {"N": "non-embedding parameters N", "K": "languages K", "D_t": "target-language tokens D_t",
+            "D": "training tokens D", "N_v": "vocabulary parameters N_v"}
+
+
+def _law_points(df: pd.DataFrame, keys: Sequence[str], loss: str) -> pd.DataFrame:
+    """Mean, sample s.d. (ddof=1; NaN with one row) and count of ``loss`` per ``keys`` group."""
+    out = df.groupby(list(keys), dropna=False)[loss].agg(y="mean", err="std", n="count").reset_index()
+    out["err"] = out["err"].where(out["n"] > 1)
+    return out
+
+
+def _law_panel(label_: str, panel: str) -> str:
+    return f"{label_}: {panel}" if label_ else panel
+
+
+def _law_x_axis(ax, values) -> None:
+    ax.set_xscale("log")
+    ticks = sorted({float(v) for v in values if np.isfinite(v) and v > 0})
+    if 1 < len(ticks) <= 8:
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _law_at(both: pd.DataFrame, others: Sequence[str], at: dict | None) -> dict:
+    """The value of each other variable that the curve panel is drawn at: ``at``, else the most frequent one."""
+    out = {}
+    for c in others:
+        if at and c in at:
+            out[c] = float(at[c])
+        elif c in both.columns and both[c].notna().any():
+            out[c] = float(both[c].round(6).mode().iloc[0])
+    return out
+
+
+def _law_slice(d: pd.DataFrame, at: dict) -> pd.DataFrame:
+    keep = np.ones(len(d), bool)
+    for c, v in at.items():
+        keep &= np.isclose(d[c].to_numpy(float), v, rtol=1e-6)
+    return d[keep]
+
+
+def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = None, held=None, held_points=None,
+             held_note: str = "") -> list:
+    """Two panels for one fit: loss against ``x`` at fixed values of the other variables (``at``; default the most
+    frequent), one curve per ``hue`` value; and predicted against observed for every point."""
+    ax, par = axes
+    xc, hc = fit.columns.get(x, x), (fit.columns.get(hue, hue) if hue else None)
+    loss, data = fit.loss_column, fit.data
+    held = held if held is not None and len(held) else data.iloc[:0]
+    both = pd.concat([data, held], ignore_index=True)
+    if hc is not None and hc not in both.columns:
+        hc = None
+    hues = sorted(both[hc].dropna().unique()) if hc is not None and len(both) else [None]
+    colors = _colors(len(hues))
+    xs = both[xc].to_numpy(float) if xc in both.columns and len(both) else np.array([])
+    others = [fit.columns[v] for v in fit.law.variables if fit.columns[v] not in (xc, hc)]
+    at = _law_at(both, others, at)
+    rows = []
+    for h, color in zip(hues, colors):
+        sub = _law_slice(data if h is None else data[data[hc] == h], at)
+        subh = _law_slice(held if h is None else held[held[hc] == h], at)
+        name = "all" if h is None else f"{hue}={_si(h)}"
+        for part, d, style in ((name, sub, {}), (f"{name} held-out", subh, {"mfc": "white"})):
+            if d.empty:
+                continue
+            pts = _law_points(d, [xc], loss).rename(columns={xc: "x"})
+            _errorbar(ax, pts, color=color, marker="o", ls="none", label=part, **style)
+            pts = pts.assign(panel=_law_panel(label_, "curve"), series=part)
+            rows.append(pts[["panel", "series", "x", "y", "err", "n"]])
+        if fit.fitted and len(xs) and (len(sub) or len(subh)):
+            grid = np.geomspace(np.nanmin(xs), np.nanmax(xs), 60)
+            frame = {xc: grid, **({hc: np.full(len(grid), h)} if hc is not None else {})}
+            frame.update({c: np.full(len(grid), v) for c, v in at.items()})
+            pr = fit.predict(pd.DataFrame(frame), interval=True)
+            ax.plot(grid, pr["predicted"], color=color, lw=0.9)
+            band = (np.isfinite(pr["lo"]) & np.isfinite(pr["hi"])).to_numpy()
+            if band.any():
+                ax.fill_between(grid[band], pr["lo"][band], pr["hi"][band], color=color, alpha=0.15, lw=0)
+    _law_x_axis(ax, xs if len(np.unique(xs)) <= 5 else [])
+    ax.set_xlabel(LAW_AXES.get(x, x))
+    ax.set_ylabel(f"{fit.loss} ↓", fontsize=6)
+    where = ", ".join(f"{c}={_si(v)}" for c, v in at.items())
+    ax.set_title(f"{fit.law.title}{f' ({label_})' if label_ else ''}" + (f"\nat {where}" if where else ""),
+                 fontsize=7)
+    if rows:
+        ax.legend(fontsize=5, ncol=2 if len(hues) > 4 else 1)
+    if not fit.fitted:
+        reasons = "\n".join(f.removeprefix("no fit: ") for f in fit.flags)
+        ax.text(0.5, 0.5, "no fit:\n" + reasons, transform=ax.transAxes, ha="center", va="center",
+                fontsize=5, color="C3", wrap=True)
+
+    # predicted against observed, per point (mean over seeds), every point of the fit
+    keys = [fit.columns[v] for v in fit.law.variables] + [c for c in ("lang", "group") if c in data.columns]
+    parity = []
+    if len(data):
+        pts = _law_points(data, keys, loss)
+        pts["predicted"] = fit.predict(pts)
+        par.scatter(pts["y"], pts["predicted"], s=8, color="C0", label=f"fitted ({fit.r2_text()})")
+        parity.append(pd.DataFrame({"panel": _law_panel(label_, "parity"), "series": "fitted", "x": pts["y"],
+                                    "y": pts["predicted"], "err": np.nan, "n": pts["n"]}))
+    if held_points is not None and len(held_points):
+        hp = held_points
+        yerr = np.vstack([hp["predicted"] - hp["predicted_lo"], hp["predicted_hi"] - hp["predicted"]])
+        par.errorbar(hp["observed"], hp["predicted"], yerr=np.nan_to_num(np.abs(yerr)), fmt="o", ms=4, mfc="white",
+                     color="C3", capsize=2, lw=0.8, label="held out")
+        parity.append(pd.DataFrame({"panel": _law_panel(label_, "parity"), "series": "held out",
+                                    "x": hp["observed"], "y": hp["predicted"],
+                                    "err": (hp["predicted_hi"] - hp["predicted_lo"]) / 2, "n": hp["n"]}))
+    vals = np.concatenate([p[["x", "y"]].to_numpy(float).ravel() for p in parity] or [np.array([])])
+    vals = vals[np.isfinite(vals)]
+    if len(vals):
+        lo, hi = vals.min(), vals.max()
+        pad = 0.05 * (hi - lo or 1.0)
+        par.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.7, ls="--")
+        par.legend(fontsize=5, loc="upper left")
+    par.set_xlabel("observed (mean over seeds)", fontsize=7)
+    par.set_ylabel("predicted by the law", fontsize=7)
+    notes = ([held_note] if held_note else []) + ["flags: " + ("; ".join(fit.flags) if fit.flags else "none")]
+    par.set_title("\n".join(notes), fontsize=5, color="0.2" if fit.ok else "C3", wrap=True)
+    return rows + parity
+
+
+def law_fit(fit, *, x: str = "N", hue: str | None = "K", at: dict | None = None) -> Figure:
+    """A fitted law (``laws.LawFit``, or {label: LawFit}: one row each) against its points. Left: loss against
+    ``x``, one colour per ``hue`` value, at fixed values of the law's other variables (``at``, default the most
+    frequent value of each): points are the rows there, mean ± s.d. over seeds (and languages at the same sizes);
+    curves the law, band its bootstrap interval. Right: predicted against observed for every point of the fit,
+    with the fit's R² and its flags. ``fig.fits`` holds the parameters with their intervals."""
+    fits = fit if isinstance(fit, dict) else {"": fit}
+    if not fits:
+        raise XlmrError("law_fit: no fits to draw")
+    fig, axes = _figure(len(fits), 2)
+    rows, tables = [], []
+    for r, (name, f) in enumerate(fits.items()):
+        rows += _law_row(axes[r], f, x, hue, name, at=at)
+        tables.append(f.table().assign(fit=name))
+    _attach(fig, rows)
+    fig.fits = pd.concat(tables, ignore_index=True)
+    return fig
+
+
+def law_extrapolation(ext, *, x: str | None = None, hue: str | None = "K", at: dict | None = None) -> Figure:
+    """A law fitted on the smaller points (filled) predicting the held-out larger ones (open), with the prediction
+    intervals, the relative errors and the held-out R² (``laws.Extrapolation``). ``fig.fits``: the held-out points."""
+    fig, axes = _figure(1, 2)
+    rows = _law_row(axes[0], ext.fit, x or ext.by, hue, "", at=at, held=ext.heldout, held_points=ext.points,
+                    held_note="; ".join([ext.summary(), *ext.flags]))
+    axes[0, 0].axvline(ext.threshold, color="0.6", lw=0.6, ls=":")
+    _attach(fig, rows)
+    fig.fits = ext.points.copy()
+    return fig

@@ -165,7 +165,7 @@ def _run_record(run_dir: Path) -> tuple[dict, dict[str, dict]]:
         per_lang[lang] = {k: (_num(v) if k != "in_training" else bool(v)) for k, v in r.items()
                           if isinstance(v, (int, float, bool)) or v is None}
     train_langs = set(langs)
-    for metric in ("bpb", "loss_bits", "acc"):
+    for metric in ("bpb", "unigram_bpb", "bpb_below_unigram", "unigram_gain", "loss_bits", "acc"):
         vals = [per_lang[lang].get(metric, math.nan) for lang in per_lang if lang in train_langs]
         row[f"{metric}_mean"] = float(np.mean(vals)) if vals and not any(map(math.isnan, vals)) else math.nan
     ev = (final or {}).get("eval") or {}

@@ -85,6 +85,13 @@ class Preset:
     """Optimizer steps (fixed across a sweep: same steps × batch = same tokens for every run)."""
     lr: float
     """Peak learning rate."""
+    mask_prob: float = 0.15
+    """Training mask rate (evaluation always masks 15 %)."""
+    lr_width_exponent: float = 0.0
+    """Capacity sweep: the learning rate of width h is lr · (h_ref / h)^this (0: one learning rate), as
+    narrower models train best at larger rates (benchmarks/plateau.py)."""
+    warmup_steps: int = -1
+    """Linear warm-up steps (-1: 6 % of the run)."""
     model: ModelSpec
     """The reference model of the scale (capacity, vocabulary and α sweeps)."""
     widths: tuple[int, ...]
@@ -112,37 +119,115 @@ class Preset:
     so that only model capacity changes between sets; False: each set trains its own, as in the paper."""
     vocab_lang_count: int = 0
     """Vocabulary sweep: train on the nested set of this many languages (0: every language of the corpus)."""
+    designs: tuple[str, ...] = ("fixed",)
+    """Capacity sweep designs (see ``capacity_dilution``): ``fixed`` (the paper's: one budget for every language
+    set, so each language's tokens shrink as languages are added) and/or ``matched`` (each target language's
+    tokens held fixed, the added languages' tokens on top)."""
+    target_high: tuple[str, ...] = ()
+    """Design language sets: high-resource targets (empty: nested sets from the corpus, as the paper's)."""
+    target_low: tuple[str, ...] = ()
+    """Low-resource targets, each with relatives in ``related``."""
+    related: tuple[str, ...] = ()
+    """Languages of the same script and family as the low-resource targets (added in the ``related`` sets)."""
+    unrelated: tuple[str, ...] = ()
+    """Languages of other scripts and families (added in the ``unrelated`` sets), as many as ``related``."""
+    relations: tuple[str, ...] = ("none", "related", "unrelated", "both")
+    """Design sets to run: the targets alone (``none``), + related, + unrelated, + both."""
+    target_share: float = 0.5
+    """Matched design: share of the batches drawn from the targets when languages are added; those runs take
+    ``steps / target_share`` steps, so each target sees the tokens of the targets-only run."""
+    device_flops: float = 0.0
+    """Sustained training FLOP/s of one run on the scale's reference machine, for ``dry-run``'s predicted
+    times (0: no prediction). Measured on a 2-core CPU for demo/cpu; an assumed MFU for gpu."""
 
     def __post_init__(self):
         if self.widths[0] <= 0 or not self.lang_counts or not set(self.wide_lang_counts) <= set(self.lang_counts):
             raise XlmrError("preset: wide_lang_counts must be a subset of lang_counts")
+        if not set(self.designs) <= set(DESIGNS):
+            raise XlmrError(f"preset: designs {self.designs} must be among {DESIGNS}")
+        if "matched" in self.designs and not (self.target_high and self.related):
+            raise XlmrError("preset: the matched design needs target_high, target_low, related and unrelated")
+        if not set(self.relations) <= {"none", "related", "unrelated", "both"} or "none" not in self.relations:
+            raise XlmrError(f"preset: relations {self.relations} must include none and be among none, related, "
+                            "unrelated, both")
+        if len(self.related) != len(self.unrelated):
+            raise XlmrError("preset: related and unrelated must add as many languages")
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.target_high + self.target_low
+
+    def design_sets(self) -> dict[str, tuple[str, ...]]:
+        """The design's language sets by relation: targets alone, + related, + unrelated, + both."""
+        t = self.targets
+        sets = {"none": t, "related": t + self.related, "unrelated": t + self.unrelated,
+                "both": t + self.related + self.unrelated}
+        return {r: sets[r] for r in self.relations}
 
 
-# seconds per run on 2 CPU cores: 4 layers × 128 (tiny, narrowed), the wider capacity runs 192
-_DEMO = Preset(vocab_size=4000, seq_len=64, batch_tokens=64 * 8, steps=150, lr=2e-3,
-               model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512),
-               widths=(128, 192), sizes=("debug", "tiny", "mini"), vocabs=(2000, 4000, 8000, 16000),
+DESIGNS = ("fixed", "matched")
+
+
+# The demo corpus's design languages: low-resource targets with relatives of the same script and family
+# (gl ← es, pt; sl ← hr, sr-Latn; bg ← ru, uk), and as many languages of other scripts and families or branches.
+_DESIGN_LANGS = dict(target_high=("en", "fr", "de"), target_low=("gl", "sl", "bg"),
+                     related=("es", "pt", "hr", "sr-Latn", "ru", "uk"), unrelated=("ar", "fa", "el", "ta", "mr", "gu"))
+
+# Laptop scales. Tiny masked LMs sit on a unigram plateau (held-out loss no better than the per-language token
+# frequencies) before they use context; what shortens it most (benchmarks/plateau.py) is a high training mask
+# rate (40 %: 2.5× the predicted tokens per step, Wettig et al. 2023), pre-LN without dropout and lr 1e-3.
+# Evaluation always masks 15 % (eval.mask_prob), so runs compare whatever their training mask rate.
+_DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=500, lr=1e-3, mask_prob=0.4,
+               warmup_steps=50,
+               model=ModelSpec(size="debug", num_layers=2, hidden_size=128, num_heads=4, ffn_size=512, pre_ln=True,
+                               dropout=0.0, attention_dropout=0.0),
+               widths=(32, 128), sizes=("debug", "tiny", "mini"), vocabs=(1000, 2000, 4000),
                lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
-               tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=50, log_interval=10,
-               shared_tokenizer=True, vocab_lang_count=10)
+               tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=250, log_interval=25,
+               shared_tokenizer=True, vocab_lang_count=10, designs=("matched",), relations=("none", "related",
+                                                                                              "unrelated"),
+               device_flops=60e9, **_DESIGN_LANGS)
 
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
-    # the demo's models and data with 2.7× the tokens per run: about half an hour for both sweeps with 3 seeds
-    "cpu": dataclasses.replace(_DEMO, batch_tokens=64 * 16, steps=200, eval_blocks=16, checkpoint_interval=100),
-    # one GPU, the demo corpus: 4M tokens per run… enough for the small sizes to separate
-    "gpu": Preset(vocab_size=16000, seq_len=256, batch_tokens=256 * 128, steps=4000, lr=6e-4,
-                  model=ModelSpec(size="small"),
-                  widths=(512, 640, 768), sizes=("mini", "small", "base"), vocabs=(4000, 8000, 16000, 32000),
+    # the demo's recipe, longer runs, three widths and both designs: about an hour on 2 CPU cores for 3 seeds
+    "cpu": dataclasses.replace(_DEMO, steps=1000, widths=(32, 64, 128), designs=("matched", "fixed"),
+                               relations=("none", "related", "unrelated", "both"), eval_blocks=16,
+                               checkpoint_interval=500, log_interval=50),
+    # one GPU, the demo corpus: 4-layer models of width 128-512 (8×-16× in non-embedding parameters), 16K
+    # pieces over the 18 design languages, 33M target tokens per run; about an hour for the capacity sweep
+    "gpu": Preset(vocab_size=16000, seq_len=128, batch_tokens=128 * 256, steps=1000, lr=1e-3, mask_prob=0.4,
+                  warmup_steps=100,
+                  model=ModelSpec(size="tiny", pre_ln=True, dropout=0.0, attention_dropout=0.0),
+                  widths=(128, 256, 512), sizes=("mini", "small", "base"), vocabs=(4000, 8000, 16000, 32000),
                   lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 20, 40),
-                  tokenizer_sample_lines=1_000_000, eval_blocks=64, checkpoint_interval=500, log_interval=50),
+                  tokenizer_sample_lines=1_000_000, eval_blocks=64, checkpoint_interval=500, log_interval=50,
+                  designs=("matched", "fixed"), relations=("none", "related", "unrelated", "both"),
+                  device_flops=989e12 * 0.25, **_DESIGN_LANGS),
     # the paper's ablation setting: BERT-base shape, 150K vocabulary (§5), 1M-token batches, 100K steps
     "paper": Preset(vocab_size=150_000, seq_len=512, batch_tokens=512 * 2048, steps=100_000, lr=6e-4,
                     model=ModelSpec(size="base"), widths=(768, 960, 1152), sizes=("base", "large"),
                     vocabs=(32_000, 64_000, 128_000, 256_000), lang_counts=(7, 15, 30, 60, 100),
                     wide_lang_counts=(7, 30, 100), tokenizer_sample_lines=20_000_000, eval_blocks=256,
-                    checkpoint_interval=2000, log_interval=100),
+                    checkpoint_interval=2000, log_interval=100, device_flops=312e12 * 0.4),
 }
+# gpu-slice: eight runs of the gpu scale's capacity sweep (two widths × the matched design's four sets, 300
+# steps) that check the whole path on one GPU in a few minutes
+PRESETS["gpu-slice"] = dataclasses.replace(PRESETS["gpu"], steps=300, widths=(128, 512), designs=("matched",),
+                                           checkpoint_interval=300, log_interval=25)
+
+DEVICE_NOTE: dict[str, str] = {
+    "demo": "measured: one run per core of a 2-core CPU, fp32",
+    "cpu": "measured: one run per core of a 2-core CPU, fp32",
+    "gpu": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, not yet measured",
+    "gpu-slice": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, not yet measured",
+    "paper": "assumed: 40 % MFU of one A100 (312 TFLOP/s)",
+}
+"""Where each scale's ``device_flops`` comes from."""
+
+LAW_BUDGETS: dict[str, tuple[float, ...]] = {"cpu": (0.5, 1.0, 2.0), "gpu": (0.25, 0.5, 1.0, 2.0)}
+"""Target-token budgets (× the scale's steps) of the scaling-law grid; at the demo scale the grid is the capacity
+sweep's own runs (one budget: K and N vary, D_t only between languages and designs)."""
 
 SCALES = tuple(PRESETS)
 
@@ -168,7 +253,7 @@ def _corpus_for(scale: str, corpus: str | os.PathLike | None) -> str:
     return str(ensure_demo_corpus())
 
 
-def _size_by_lang(corpus: str) -> dict[str, int]:
+def corpus_sizes(corpus: str) -> dict[str, int]:
     """Training-text bytes per language of a corpus directory."""
     from .corpus import language_stats
 
@@ -223,9 +308,9 @@ def _base_config(p: Preset, corpus: str, seed: int) -> RunConfig:
         seed=seed,
         model=p.model,
         data=DataConfig(corpus=corpus, vocab_size=p.vocab_size, seq_len=p.seq_len, batch_tokens=p.batch_tokens,
-                        tokenizer_sample_lines=p.tokenizer_sample_lines),
+                        tokenizer_sample_lines=p.tokenizer_sample_lines, mask_prob=p.mask_prob),
         optim=OptimConfig(lr=p.lr),
-        schedule=ScheduleConfig(steps=p.steps),
+        schedule=ScheduleConfig(steps=p.steps, warmup_steps=p.warmup_steps),
         eval=EvalConfig(max_blocks=p.eval_blocks),
         checkpoint=CheckpointConfig(interval=p.checkpoint_interval),
         log_interval=p.log_interval,
@@ -275,13 +360,27 @@ def with_width(spec: ModelSpec, hidden: int) -> ModelSpec:
 
 def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | os.PathLike = "results",
                       corpus: str | os.PathLike | None = None) -> list[RunConfig]:
-    """Nested language sets at a fixed model and fixed training compute, repeated at wider models (Figures 2, 4)."""
+    """More languages at a fixed model, at several model sizes, in the scale's designs (Figures 2 and 4).
+
+    - ``design=fixed`` (the paper's): every language set trains for the same steps with α-sampling over all
+      of its languages, so each language's tokens shrink as languages are added.
+    - ``design=matched`` (Chang et al. 2023; ATLAS's D_t): the targets alone train ``steps``; with languages
+      added, the targets keep a fixed share of the batches and the run takes ``steps / target_share``, so each
+      target sees the same tokens and only the other languages' tokens come on top.
+
+    With design languages in the preset, the sets are the targets alone (``relation=none``), + related
+    languages (same script and family as the low-resource targets), + unrelated ones, + both; the fixed design
+    runs all of them for ``steps / target_share``. Without (the paper scale), the sets are the nested
+    XLM-7 ⊂ … ⊂ XLM-100 at one budget. Tags: design, relation, n_langs, width, high, low, targets.
+    """
     p = _preset(scale)
     corpus = _corpus_for(scale, corpus)
+    if p.target_high:
+        return _capacity_designs(p, scale, seeds, root, corpus)
     if scale == "paper":
         sets, high, low = PAPER_LANG_SETS, PAPER_HIGH, PAPER_LOW
     else:
-        sets, high, low = nested_language_sets(_size_by_lang(corpus), p.lang_counts)
+        sets, high, low = nested_language_sets(corpus_sizes(corpus), p.lang_counts)
     tok_langs = sets[max(p.lang_counts)] if p.shared_tokenizer else ()
     runs = []
     for wi, width in enumerate(p.widths):
@@ -294,9 +393,80 @@ def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: 
                 data = dataclasses.replace(cfg.data, langs=sets[n], tokenizer_langs=tok_langs)
                 cfg = dataclasses.replace(cfg, model=spec, data=data)
                 runs.append(_finish(cfg, root, "capacity_dilution", f"L{n:03d}-h{width}", seed,
-                                    {"n_langs": n, "width": width, "high": high, "low": low},
-                                    scale))
+                                    {"design": "fixed", "relation": "nested", "n_langs": n, "width": width,
+                                     "high": high, "low": low}, scale))
     return runs
+
+
+def _capacity_designs(p: Preset, scale: str, seeds, root, corpus: str, sweep: str = "capacity_dilution",
+                      budgets: tuple[float, ...] = (1.0,)) -> list[RunConfig]:
+    """The design sets × widths × designs (× target budgets) of a preset with design languages."""
+    sets = p.design_sets()
+    if corpus:
+        have = set(corpus_sizes(corpus))
+        missing = [lang for lang in (*p.targets, *p.related, *p.unrelated) if lang not in have]
+        if missing:
+            raise XlmrError(f"the {scale} scale's design languages {', '.join(missing)} are not in {corpus}: "
+                            "use the demo corpus or a corpus with them")
+    # one vocabulary and one shard set for every run of the sweep: every design language
+    tok_langs = tuple(sorted(p.targets + p.related + p.unrelated))
+    runs = []
+    for width in p.widths:
+        spec = with_width(p.model, width)
+        for design in p.designs:
+            for relation, langs in sets.items():
+                alone = relation == "none"
+                for budget in budgets:
+                    steps = round(p.steps * budget / (1 if design == "matched" and alone else p.target_share))
+                    for seed in seeds:
+                        cfg = _base_config(p, corpus, seed)
+                        data = dataclasses.replace(cfg.data, langs=langs, tokenizer_langs=tok_langs)
+                        if design == "matched" and not alone:
+                            data = dataclasses.replace(data, target_langs=p.targets, target_share=p.target_share)
+                        lr = p.lr * (hidden_of(p.model) / width) ** p.lr_width_exponent
+                        cfg = dataclasses.replace(cfg, model=spec, data=data, optim=OptimConfig(lr=lr),
+                                                  schedule=dataclasses.replace(cfg.schedule, steps=steps))
+                        point = f"{design}-{relation}-L{len(langs):03d}-h{width}" + (
+                            f"-b{budget:g}" if len(budgets) > 1 else "")
+                        tags = {"design": design, "relation": relation, "n_langs": len(langs), "width": width,
+                                "high": p.target_high, "low": p.target_low, "targets": p.targets}
+                        if len(budgets) > 1:
+                            tags["budget"] = budget
+                        runs.append(_finish(cfg, root, sweep, point, seed, tags, scale))
+    return runs
+
+
+def scaling_laws(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | os.PathLike = "results",
+                 corpus: str | os.PathLike | None = None) -> list[RunConfig]:
+    """The grid over (K languages, N parameters, D_t target tokens) that ``laws`` fits: the matched and fixed
+    designs' language sets × the capacity widths × the scale's target budgets (``LAW_BUDGETS``).
+
+    At the demo scale it is the capacity sweep's grid itself (one budget), so ``make demo`` trains it once.
+    """
+    p = _preset(scale)
+    corpus = _corpus_for(scale, corpus)
+    if not p.target_high:
+        raise XlmrError(f"the {scale} scale has no design languages for the scaling-law grid: "
+                        "use scale demo, cpu or gpu")
+    budgets = LAW_BUDGETS.get(scale, (1.0,))
+    sweep = "capacity_dilution" if scale == "demo" else "scaling_laws"
+    return _capacity_designs(p, scale, seeds, root, corpus, sweep=sweep, budgets=budgets)
+
+
+def expected_lang_tokens(cfg: RunConfig, sizes: dict[str, int]) -> dict[str, float]:
+    """Expected training tokens per language of a run, from the corpus's per-language sizes (bytes stand in
+    for the training-token counts that the trainer samples by, so this is an estimate)."""
+    from .corpus import sampling_probs, target_sampling_probs
+
+    langs = list(cfg.data.langs) or list(sizes)
+    counts = {lang: float(sizes[lang]) for lang in langs if lang in sizes}
+    if not counts:
+        return {}
+    d = cfg.data
+    q = (target_sampling_probs(counts, d.alpha, d.target_langs, d.target_share) if d.target_langs
+         else sampling_probs(counts, d.alpha))
+    tokens = cfg.schedule.steps * d.batch_tokens
+    return {lang: tokens * p for lang, p in q.items()}
 
 
 def model_config_of(spec: ModelSpec, vocab_pieces: int):
@@ -352,7 +522,7 @@ def vocab_scaling(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str 
     if scale == "paper":
         langs = PAPER_LANG_SETS[100]
     elif p.vocab_lang_count:
-        langs = nested_language_sets(_size_by_lang(corpus), (p.vocab_lang_count,))[0][p.vocab_lang_count]
+        langs = nested_language_sets(corpus_sizes(corpus), (p.vocab_lang_count,))[0][p.vocab_lang_count]
     else:
         langs = ()
     target = param_counts(p.model, vocabs[0])["total"]
@@ -385,7 +555,7 @@ def sampling_alpha(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str
     if scale == "paper":
         langs, high, low = PAPER_LANG_SETS[100], PAPER_HIGH, PAPER_LOW
     else:
-        sets, high, low = nested_language_sets(_size_by_lang(corpus), (p.lang_counts[-1],))
+        sets, high, low = nested_language_sets(corpus_sizes(corpus), (p.lang_counts[-1],))
         langs = sets[p.lang_counts[-1]]
     runs = []
     for a in ALPHAS:
@@ -417,6 +587,7 @@ def model_size(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | o
 
 SWEEPS: dict[str, Callable[..., list[RunConfig]]] = {
     "capacity_dilution": capacity_dilution,
+    "scaling_laws": scaling_laws,
     "vocab_scaling": vocab_scaling,
     "sampling_alpha": sampling_alpha,
     "model_size": model_size,

@@ -38,7 +38,8 @@ import torch.distributed as dist
 from . import __version__
 from .config import RunConfig, from_dict, load_config, to_dict
 from .errors import XlmrError
-from .fsutil import atomic_write_json, atomic_write_text, fsync_dir
+from .fsutil import atomic_write_json, atomic_write_text, disk_full_error, fsync_dir, is_disk_full
+from .heldout import bpb_suite
 
 LN2 = math.log(2.0)
 # dense bf16 peak of the accelerators we report MFU against (no sparsity)
@@ -105,7 +106,7 @@ class Prepared:
 
 def prepare(cfg: RunConfig) -> Prepared:
     """Check the corpus, then get the cached tokenizer and token shards (built once per content key)."""
-    from .corpus import language_files, sampling_probs, validate_languages
+    from .corpus import language_files, sampling_probs, target_sampling_probs, validate_languages
     from .data import shards_for
     from .tokenizer import tokenizer_for
 
@@ -123,7 +124,9 @@ def prepare(cfg: RunConfig) -> Prepared:
                         seed=d.tokenizer_seed, sample_lines=d.tokenizer_sample_lines, cache_root=cache)
     shards = shards_for(tok, d.corpus, all_langs, cache_root=cache)
     # n_i counts training tokens (∝ fairseq's 512-token blocks), after the held-out split
-    probs = sampling_probs({lang: shards.meta[lang]["train_tokens"] for lang in langs}, d.alpha)
+    counts = {lang: shards.meta[lang]["train_tokens"] for lang in langs}
+    probs = (target_sampling_probs(counts, d.alpha, d.target_langs, d.target_share) if d.target_langs
+             else sampling_probs(counts, d.alpha))
     return Prepared(tok, shards, langs, eval_langs, probs)
 
 
@@ -201,17 +204,47 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(checkpoint_dir(run_dir).glob("step_*.pt"), reverse=True)
 
 
+class _WriteErrors:
+    """A file wrapper that keeps the OSError of a failed write: ``torch.save`` reports it only as a RuntimeError."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name):  # flush, seek, tell
+        return getattr(self.f, name)
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """``torch.save`` to a temporary file, fsync, rename: a crash never leaves a partial file under ``path``."""
+    """``torch.save`` to a temporary file, fsync, rename: a crash never leaves a partial file under ``path``.
+
+    A full disk (or quota, or file-size limit) is one XlmrError naming the file; the older checkpoints are
+    untouched, so the run resumes from the newest of them once there is space.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    out = None
     try:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            out = _WriteErrors(f)
+            torch.save(state, out)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except (OSError, RuntimeError) as e:
+        cause = out.error if out is not None and out.error is not None else e
+        if not is_disk_full(cause):
+            raise
+        older = [p for p in list_checkpoints(path.parent.parent) if p != path]
+        then = (f"restart: the run resumes from {older[0]}" if older else "restart the run")
+        raise disk_full_error(path, cause, then) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -325,12 +358,10 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 def evaluate_heldout(model, prep: Prepared, cfg: RunConfig, device: torch.device) -> dict:
     """Held-out masked-LM loss per language, in bits per UTF-8 byte, on fixed blocks and mask draws."""
-    from .evaluate import bpb_suite
-
     with _autocast(cfg, device):
         return bpb_suite(model, prep.tokenizer, prep.shards, prep.eval_langs, seq_len=cfg.data.seq_len,
                          max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
-                         batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.data.mask_prob, device=device)
+                         batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.eval.mask_prob, device=device)
 
 
 def _trim_metrics(path: Path, last_step: int) -> None:
@@ -457,9 +488,13 @@ def train(cfg: RunConfig) -> dict:
             pending = prefetch.submit(batches_for, step + 1) if step + 1 < budget.total_steps else None
             torch.manual_seed(_step_seed(cfg.seed, step, d.rank))
             model.train()
-            # normalise by the masked tokens of the whole global batch (fairseq's sample_size)
-            n_local = sum(int((b["labels"] != -100).sum()) for b in micro_batches)
-            n_global = _all_reduce(torch.tensor(float(n_local)), d).item()
+            # normalise by the masked tokens of the whole global batch (fairseq's sample_size), counted in the
+            # host's batches (the model predicts exactly the labels != -100), so nothing waits for the device;
+            # NCCL reduces device tensors only
+            n_micro = [int((b["labels"] != -100).sum()) for b in micro_batches]
+            n_local = sum(n_micro)
+            n_dev = device if d.world_size > 1 else "cpu"
+            n_global = _all_reduce(torch.tensor(float(n_local), device=n_dev), d).item()
             loss_sum = torch.zeros((), device=device)
             for m, b in enumerate(micro_batches):
                 sync = m == accum - 1 or d.world_size == 1
@@ -469,16 +504,11 @@ def train(cfg: RunConfig) -> dict:
                               b["labels"].to(device, non_blocking=True))
                     # the global mean over masked tokens: this micro-batch's share is loss · n_micro / n_global;
                     # DDP averages gradients over processes, so scaling by world size makes that a sum
-                    (out.loss * (float(out.n_masked) * d.world_size / n_global)).backward()
+                    (out.loss * (float(n_micro[m]) * d.world_size / n_global)).backward()
                 loss_sum += out.loss_sum.detach().float()
-            loss = (_all_reduce(loss_sum, d) / n_global).item()
-            if not math.isfinite(loss):
-                good = list_checkpoints(run_dir)
-                raise XlmrError(f"loss is {loss} at step {step + 1} of run {run_dir}: stopped. The last good "
-                                f"checkpoint is {good[0] if good else 'none'}; lower optim.lr or raise "
-                                "schedule.warmup_steps and restart")
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")).item()
+            loss_t = _all_reduce(loss_sum, d) / n_global  # stays on the device until read back below
+            grad_norm_t = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
@@ -488,7 +518,29 @@ def train(cfg: RunConfig) -> dict:
             flops_seen += budget.flops_per_step
             tok_log += budget.tokens_per_step
 
-            if d.is_main and (step % cfg.log_interval == 0 or step == budget.total_steps):
+            log_now = step % cfg.log_interval == 0 or step == budget.total_steps
+            eval_now = bool(cfg.eval.interval) and step % cfg.eval.interval == 0 and step < budget.total_steps
+            save_now = step % cfg.checkpoint.interval == 0 or step == budget.total_steps
+            stop = torch.tensor(float(preempt.signum is not None), device=n_dev)
+            stop_now = bool(_all_reduce(stop, d, dist.ReduceOp.MAX if d.world_size > 1 else None).item())
+            # Read the loss back: on CPU every step; on CUDA only where a value is used (log, evaluation,
+            # checkpoint, stop) and at this process's first step (loss is None), so the host does not wait for
+            # the device each step. Either way the first non-finite step is the one named, before any save.
+            if loss is None or device.type != "cuda":
+                unread = []  # (step, loss on the device) not read back yet
+            unread.append((step, loss_t))
+            if device.type != "cuda" or loss is None or log_now or eval_now or save_now or stop_now:
+                *losses, grad_norm = torch.stack([x for _, x in unread] + [grad_norm_t.float()]).tolist()
+                loss = losses[-1]
+                bad = next(((s, v) for (s, _), v in zip(unread, losses) if not math.isfinite(v)), None)
+                unread = []
+                if bad:
+                    good = list_checkpoints(run_dir)
+                    raise XlmrError(f"loss is {bad[1]} at step {bad[0]} of run {run_dir}: stopped. The last good "
+                                    f"checkpoint is {good[0] if good else 'none'}; lower optim.lr or raise "
+                                    "schedule.warmup_steps and restart")
+
+            if d.is_main and log_now:
                 dt = time.time() - t_log
                 rec = {"step": step, "tokens": tokens_seen, "flops": flops_seen, "loss": loss,
                        "loss_bits": loss / LN2, "lr": lr, "grad_norm": grad_norm,
@@ -502,17 +554,16 @@ def train(cfg: RunConfig) -> dict:
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            if cfg.eval.interval and step % cfg.eval.interval == 0 and step < budget.total_steps:
+            if eval_now:
                 if d.is_main:
                     ev = evaluate_heldout(model, prep, cfg, device)
                     with open(metrics_path, "a", encoding="utf-8") as f:
                         f.write(json.dumps({"step": step, "tokens": tokens_seen, "eval": ev}) + "\n")
                 _barrier(d)
-            stop = torch.tensor(float(preempt.signum is not None))
-            if _all_reduce(stop, d, dist.ReduceOp.MAX if d.world_size > 1 else None).item():
+            if stop_now:
                 save(step)
                 preempt.forward()
-            if step % cfg.checkpoint.interval == 0 or step == budget.total_steps:
+            if save_now:
                 save(step)
     finally:
         prefetch.shutdown(wait=True, cancel_futures=True)

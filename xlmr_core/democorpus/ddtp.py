@@ -1,0 +1,644 @@
+"""DDTP topic classification: Debian package descriptions, their human translations, archive sections as labels.
+
+The Debian Description Translation Project publishes ``main/i18n/Translation-<lang>`` indexes beside the
+Packages index, and apt fetches them once their languages are enabled. The builder runs ``apt-get update``
+under a private configuration (``APT_CONFIG``): the system's sources copied into its own ``Dir::Etc``, its own
+lists, cache, state and log directories, ``Acquire::Languages`` set to the DDTP languages. The system's apt
+state is never read or written (only its sources, keyrings and network settings are reused). Each
+translation is joined to its English original by (package, Description-md5) and labelled with the package's
+``Section``, the topic the archive gives it.
+
+Output directory (default ``<cache root>/ddtp``; ``$XLMR_DDTP`` points at a copy built elsewhere)::
+
+    en/train.tsv, en/dev.tsv   id<TAB>sentence<TAB>label (with that header): English descriptions of the
+                               training packages; train.tsv cycles through the labels, so every prefix is balanced
+    <lang>/test.tsv            the same columns: descriptions of the *test* packages, English included
+    <lang>/train.tsv           (not en) translations of the training packages, for translate-train-all
+    eval/ddtp/<lang>.tsv       id<TAB>text: the test descriptions as a parallel set (id = package), for retrieval
+    meta.json                  written last: labels, counts per language and label, languages left out and why,
+                               the archive and index files used, the deduplication against the demo corpus
+
+Split by source package (all binaries of one source on one side, a hash of its name decides): English train
+and dev come from ``100 - test_percent`` % of the sources, every language's test set from the others, so a
+test item's English original is never trained on. Identical English descriptions are kept once. A package
+any of whose descriptions (or paragraphs of one) is a line of the demo corpus's training text is dropped in
+every language. A label holding more than ``max_class_share`` times its uniform share of a set is cut to it.
+
+Languages keep their demo-corpus keys (``pt_BR`` -> ``pt``, ``pt`` -> ``pt-PT``, ``zh_CN`` -> ``zh``); a language
+with fewer than ``min_test`` test descriptions is left out with a note in meta.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import collections
+import gzip
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .. import __version__, cache
+from ..errors import XlmrError
+from ..fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_lock
+from .build import BUILDER_VERSION as CORPUS_BUILDER_VERSION
+from .build import ensure_demo_corpus
+from .fetch import sha256_file
+from .text import looks_english, norm_space, script_ok, stable_hash
+
+# bump when a change to the selection, the split or the files changes the output: ensure_ddtp rebuilds then
+BUILDER_VERSION = 1
+ENV_VAR = "XLMR_DDTP"
+"""Environment variable naming a built DDTP data set to use instead of building one."""
+
+LABELS = ("admin", "editors", "fonts", "games", "graphics", "mail", "math", "net", "science", "sound", "text",
+          "web")
+"""The archive sections used as topics, in label-id order: topical, and each with tens of translated
+packages in the smallest kept languages (bookworm: cs, es, pt-PT)."""
+EXCLUDED_SECTIONS = {
+    "ecosystem": ("python", "perl", "golang", "rust", "ruby", "java", "javascript", "haskell", "ocaml", "lisp",
+                  "php", "gnu-r", "cli-mono", "gnustep", "zope", "interpreters", "tex", "gnome", "kde", "xfce"),
+    "no topic": ("libs", "libdevel", "oldlibs", "doc", "misc", "utils", "x11", "devel", "debug", "metapackages",
+                 "tasks", "localization", "introspection", "kernel", "otherosfs", "shells", "embedded"),
+    "too few translations": ("video", "database", "electronics", "hamradio", "comm", "vcs", "httpd", "news",
+                             "education"),
+}
+"""Sections not used as labels, and why: they name a language or desktop ecosystem, describe no topic
+(libraries, documentation, catch-alls), or have under ~20 translated packages in most languages."""
+
+DEBIAN_LANGS = ("ca", "cs", "da", "de", "el", "eo", "es", "eu", "fi", "fr", "gl", "hr", "hu", "id", "it", "ja",
+                "km", "ko", "ml", "nb", "nl", "pl", "pt", "pt_BR", "ro", "ru", "sk", "sr", "sv", "tr", "uk", "vi",
+                "zh_CN", "zh_TW")
+"""DDTP languages requested with Acquire::Languages (bookworm publishes these; apt skips any not published)."""
+_KEYS = {"pt_BR": "pt", "pt": "pt-PT", "zh_CN": "zh", "zh_TW": "zh-Hant"}
+# not requested: de_DE (a copy of de), pt_AO and zh (a handful of entries each)
+
+DEFAULT_SETTINGS = {"test_percent": 80, "dev_percent": 20, "min_test": 500, "max_class_share": 2.0}
+"""What ensure_ddtp builds (the defaults of build_ddtp)."""
+MANIFEST = "manifest.json"  # in the lists directory, written after a successful apt-get update
+COLUMNS = ("id", "sentence", "label")
+_NOT_TOPICAL = re.compile(r"\b(transitional|dummy|meta-?package|virtual package)\b", re.IGNORECASE)
+_MIN_PARAGRAPH = 20  # characters: a shorter paragraph ('Features:') says nothing about a leak
+
+
+def key_of(code: str) -> str:
+    """The language key of a DDTP code (``pt_BR`` -> ``pt``, ``pt`` -> ``pt-PT``, ``zh_CN`` -> ``zh``)."""
+    return _KEYS.get(code, code)
+
+
+def default_out_dir() -> Path:
+    """Where ensure_ddtp keeps the data set: ``<cache root>/ddtp``."""
+    return cache.default_root() / "ddtp"
+
+
+def default_apt_dir() -> Path:
+    """The private apt directory (configuration, lists, cache): ``<cache root>/downloads/ddtp-apt``."""
+    return cache.default_root() / "downloads" / "ddtp-apt"
+
+
+def _elsewhere(what: str) -> str:
+    return (f"{what}: point ${ENV_VAR} at a DDTP data set built elsewhere (`xlmr corpus ddtp --out DIR` on a "
+            f"machine with apt and network, then copy DIR), or build from index files copied from a Debian "
+            f"mirror with `xlmr corpus ddtp --lists DIR` (dists/<release>/main/binary-<arch>/Packages.xz and "
+            f"main/i18n/Translation-<lang>.bz2)")
+
+
+# ---------------------------------------------------------------- apt-get update, privately
+
+
+def _apt(cmd: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    if shutil.which(cmd[0]) is None:
+        raise XlmrError(_elsewhere(f"building the DDTP data set needs `{cmd[0]}` (Debian/Ubuntu: apt), which is "
+                                   f"not on PATH"))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
+def _system_apt() -> dict[str, str]:
+    """The system's source files, keyrings and network settings (read, never written)."""
+    r = _apt(["apt-config", "shell", "LIST", "Dir::Etc::sourcelist/f", "PARTS", "Dir::Etc::sourceparts/d",
+              "TRUSTED", "Dir::Etc::trusted/f", "TRUSTEDPARTS", "Dir::Etc::trustedparts/d"])
+    dirs = {m.group(1): m.group(2) for m in re.finditer(r"^(\w+)='(.*)'$", r.stdout, re.MULTILINE)}
+    dump = _apt(["apt-config", "dump"]).stdout
+    # proxies, retries and date checks as the system has them; never its Acquire::Languages (often "none")
+    network = [line for line in dump.splitlines()
+               if re.match(r"Acquire::(https?|ftp|Retries|ForceIPv[46]|Check-Valid-Until|Check-Date)\b", line)]
+    return {**dirs, "network": "\n".join(network)}
+
+
+def _copy_sources(system: dict[str, str], etc: Path) -> list[str]:
+    """Copy the system's sources.list and sources.list.d/*.list|*.sources into ``etc``; returns the originals."""
+    parts = etc / "sources.list.d"
+    parts.mkdir(parents=True, exist_ok=True)
+    for old in parts.iterdir():
+        old.unlink()
+    copied = []
+    src_list = Path(system.get("LIST", "/etc/apt/sources.list"))
+    (etc / "sources.list").write_text(src_list.read_text() if src_list.is_file() else "")
+    if src_list.is_file() and src_list.read_text().strip():
+        copied.append(str(src_list))
+    src_parts = Path(system.get("PARTS", "/etc/apt/sources.list.d"))
+    for f in sorted(src_parts.glob("*")) if src_parts.is_dir() else []:
+        if f.suffix in (".list", ".sources") and f.is_file():  # what apt itself reads (not *.disabled ...)
+            shutil.copyfile(f, parts / f.name)
+            copied.append(str(f))
+    if not copied:
+        raise XlmrError(_elsewhere(f"no apt sources in {src_list} or {src_parts}"))
+    return copied
+
+
+def _apt_conf(apt_dir: Path, lists: Path, system: dict[str, str], codes: Iterable[str]) -> str:
+    langs = " ".join(f'"{c}";' for c in ("en", *codes))
+    return "\n".join([
+        f'Dir::Etc "{apt_dir / "etc"}/";',
+        'Dir::Etc::sourcelist "sources.list";',
+        'Dir::Etc::sourceparts "sources.list.d";',
+        f'Dir::Etc::trusted "{system.get("TRUSTED", "/etc/apt/trusted.gpg")}";',
+        f'Dir::Etc::trustedparts "{system.get("TRUSTEDPARTS", "/etc/apt/trusted.gpg.d/")}";',
+        f'Dir::State "{apt_dir / "state"}/";',
+        f'Dir::State::Lists "{lists}/";',
+        f'Dir::State::status "{apt_dir / "state" / "status"}";',  # empty: nothing is installed here
+        f'Dir::Cache "{apt_dir / "cache"}/";',
+        'Dir::Cache::pkgcache "";',
+        'Dir::Cache::srcpkgcache "";',
+        f'Dir::Log "{apt_dir / "log"}/";',
+        f"Acquire::Languages {{ {langs} }};",
+        # keep the indexes gzip-compressed on disk (47 MB instead of 180 MB); Python reads them as they are
+        'Acquire::GzipIndexes "true";',
+        'Acquire::IndexTargets::deb::Packages::KeepCompressedAs "gz";',
+        'Acquire::IndexTargets::deb::Translations::KeepCompressedAs "gz";',
+        system.get("network", ""),
+        "",
+    ])
+
+
+def fetch_indexes(apt_dir: str | os.PathLike | None = None, codes: Iterable[str] = DEBIAN_LANGS,
+                  log=lambda _msg: None) -> Path:
+    """The lists directory of a private ``apt-get update`` with the DDTP languages enabled (run once, cached)."""
+    apt_dir = Path(apt_dir).expanduser() if apt_dir is not None else default_apt_dir()
+    lists = apt_dir / "lists"
+    if (lists / MANIFEST).exists():
+        return lists
+    with file_lock(apt_dir.parent / f".{apt_dir.name}.lock"):
+        if (lists / MANIFEST).exists():  # fetched by another process while we waited
+            return lists
+        system = _system_apt()
+        for sub in ("etc", "state", "cache", "log"):
+            (apt_dir / sub).mkdir(parents=True, exist_ok=True)
+        (apt_dir / "state" / "status").touch()
+        sources = _copy_sources(system, apt_dir / "etc")
+        log(f"apt-get update with a private configuration ({len(sources)} source file(s) from the system, "
+            f"{len(tuple(codes)) + 1} languages)")
+        t = time.perf_counter()
+        with atomic_dir(lists) as tmp:
+            (tmp / "partial").mkdir()
+            conf = apt_dir / "apt.conf"
+            atomic_write_text(conf, _apt_conf(apt_dir, tmp, system, codes))
+            r = _apt(["apt-get", "update", "-q"], env={**os.environ, "APT_CONFIG": str(conf)})
+            found = find_indexes(tmp, strict=False)
+            if found is None:
+                tail = " ".join((r.stderr.strip() or r.stdout.strip())[-300:].split())
+                raise XlmrError(_elsewhere(f"`apt-get update` (APT_CONFIG={conf}, sources {', '.join(sources)}) "
+                                           f"got no Packages and Translation-en index ({tail or 'no output'})"))
+            for junk in ("lock", "partial", "auxfiles"):
+                p = tmp / junk
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            warnings = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith(("W:", "E:"))]
+            atomic_write_json(tmp / MANIFEST, {
+                "apt_get_update": {"returncode": r.returncode, "warnings": warnings[:20],
+                                   "seconds": round(time.perf_counter() - t, 1)},
+                "sources": sources, "languages_requested": ["en", *codes],
+                "files": {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}})
+        log(f"apt-get update: {time.perf_counter() - t:.1f} s")
+    return lists
+
+
+# ---------------------------------------------------------------- reading the indexes
+
+_PACKAGES_RE = re.compile(r"(?:^|_)Packages(\.(?:gz|xz|bz2|lz4|zst))?$")
+_TRANSLATION_RE = re.compile(r"(?:^|_)Translation-([A-Za-z]+(?:(?:_|%5f)[A-Za-z]+)?)(\.(?:gz|xz|bz2|lz4|zst))?$")
+
+
+def _suite_of(name: str) -> str:
+    m = re.search(r"_dists_(.+?)_main_", name)
+    return m.group(1) if m else ""
+
+
+def find_indexes(lists_dir: str | os.PathLike, strict: bool = True) -> dict | None:
+    """{'suite', 'packages': Path, 'translations': {code: Path}, 'release': Path | None} of a lists directory.
+
+    Accepts apt's names (``..._dists_bookworm_main_binary-amd64_Packages.gz``) and a mirror's
+    (``Packages.xz``, ``Translation-fr.bz2``). With several suites, the one with the most translations wins.
+    None (or, with ``strict``, an XlmrError) if there is no Packages or no Translation-en file.
+    """
+    root = Path(lists_dir)
+    groups: dict[str, dict] = collections.defaultdict(lambda: {"packages": [], "translations": {}})
+    for f in sorted(root.iterdir()) if root.is_dir() else []:
+        if not f.is_file():
+            continue
+        if _PACKAGES_RE.search(f.name):
+            groups[_suite_of(f.name)]["packages"].append(f)
+        elif m := _TRANSLATION_RE.search(f.name):
+            code = urllib.parse.unquote(m.group(1))
+            groups[_suite_of(f.name)]["translations"].setdefault(code, f)
+    usable = {s: g for s, g in groups.items() if g["packages"] and "en" in g["translations"]}
+    if not usable:
+        if strict:
+            raise XlmrError(_elsewhere(f"{root} holds no Packages index and Translation-en file"))
+        return None
+    suite = max(usable, key=lambda s: (len(usable[s]["translations"]), s))
+    g = usable[suite]
+    if len(g["packages"]) > 1:  # several architectures: the first by name (their descriptions agree)
+        g["packages"].sort(key=lambda p: ("binary-all" in p.name, p.name))
+    release = next((f for f in sorted(root.glob(f"*_dists_{suite}_InRelease"))), None) if suite else None
+    return {"suite": suite, "packages": g["packages"][0], "translations": dict(sorted(g["translations"].items())),
+            "release": release}
+
+
+def read_index(path: str | os.PathLike) -> str:
+    """The text of an index file, uncompressed (gz, xz, bz2, zst; lz4 through the ``lz4`` tool)."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        elif path.suffix == ".xz":
+            data = lzma.decompress(data)
+        elif path.suffix == ".bz2":
+            data = bz2.decompress(data)
+        elif path.suffix == ".zst":
+            import zstandard
+
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        elif path.suffix == ".lz4":
+            if shutil.which("lz4") is None:
+                raise XlmrError(f"{path} is lz4-compressed and `lz4` is not installed: `apt-get install lz4` or "
+                                f"decompress it (`lz4 -d {path.name}`)")
+            data = subprocess.run(["lz4", "-dc", str(path)], capture_output=True, check=True).stdout
+        return data.decode("utf-8")
+    except (OSError, EOFError, lzma.LZMAError, subprocess.CalledProcessError, ValueError) as e:
+        raise XlmrError(f"cannot read index {path} ({e}): delete it to fetch it again") from None
+
+
+def stanzas(text: str) -> Iterator[dict[str, str]]:
+    """The paragraphs of a deb822 file as {field: value}; continuation lines keep their leading space."""
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = None
+        for line in block.split("\n"):
+            if not line:
+                continue
+            if line[0] in " \t":
+                if key is not None:
+                    fields[key] += "\n" + line
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        if fields:
+            yield fields
+
+
+def description_paragraphs(value: str) -> list[str]:
+    """A Description field as paragraphs: the synopsis, then the extended description split at ' .' lines."""
+    first, _, rest = value.partition("\n")
+    paras, cur = [norm_space(first)], []
+    for line in rest.split("\n"):
+        if line.strip() == ".":
+            if cur:
+                paras.append(norm_space(" ".join(cur)))
+            cur = []
+        elif line.strip():
+            cur.append(line.strip())
+    if cur:
+        paras.append(norm_space(" ".join(cur)))
+    return [p for p in paras if p]
+
+
+# ---------------------------------------------------------------- selection
+
+
+def _order(pkg: str) -> int:
+    return stable_hash(f"ddtp:{pkg}")
+
+
+def _balance(pkgs: Iterable[str], label: dict[str, str], max_share: float) -> list[str]:
+    """``pkgs`` with every label cut to ``max_share`` × its uniform share of the set (by hash order), hash-ordered."""
+    pkgs = sorted(pkgs, key=lambda p: (_order(p), p))
+    cap = max(1, int(max_share * len(pkgs) / len(LABELS)))
+    taken: collections.Counter = collections.Counter()
+    out = []
+    for p in pkgs:
+        if taken[label[p]] < cap:
+            taken[label[p]] += 1
+            out.append(p)
+    return out
+
+
+def _round_robin(pkgs: list[str], label: dict[str, str]) -> list[str]:
+    """Cycle through the labels (each in hash order): every prefix of the result is as balanced as it can be."""
+    by = {lab: [p for p in pkgs if label[p] == lab] for lab in LABELS}
+    out = []
+    for i in range(max((len(v) for v in by.values()), default=0)):
+        out.extend(v[i] for v in by.values() if i < len(v))
+    return out
+
+
+def corpus_lines(corpus_dir: str | os.PathLike) -> set[str]:
+    """Every line of every ``<lang>.txt`` training file of a corpus directory."""
+    lines: set[str] = set()
+    for f in sorted(Path(corpus_dir).glob("*.txt")):
+        with open(f, encoding="utf-8") as fh:
+            lines.update(line.rstrip("\n") for line in fh)
+    return lines
+
+
+def _label_counts(pkgs: Iterable[str], label: dict[str, str]) -> dict[str, int]:
+    c = collections.Counter(label[p] for p in pkgs)
+    return {lab: c[lab] for lab in LABELS}
+
+
+def _write_tsv(path: Path, rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = COLUMNS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        if header:
+            f.write("\t".join(header) + "\n")
+        for row in rows:
+            f.write("\t".join(row) + "\n")
+
+
+def build_ddtp(out_dir: str | os.PathLike | None = None, *, lists_dir: str | os.PathLike | None = None,
+               apt_dir: str | os.PathLike | None = None, corpus: str | os.PathLike | None = None,
+               test_percent: int = 80, dev_percent: int = 20, min_test: int = 500, max_class_share: float = 2.0,
+               progress: bool = True) -> dict:
+    """Build the DDTP data set into ``out_dir`` (replaced atomically); returns its meta.json.
+
+    lists_dir: index files to read (default: a private ``apt-get update``, cached under ``apt_dir``);
+    corpus: the training text to keep test descriptions out of (default: the demo corpus, built if missing).
+    """
+    for name, v, lo, hi in (("test_percent", test_percent, 1, 99), ("dev_percent", dev_percent, 1, 99)):
+        if type(v) is not int or not lo <= v <= hi:
+            raise XlmrError(f"ddtp {name} must be an integer in [{lo}, {hi}], not {v!r}")
+    if type(min_test) is not int or min_test < 1:
+        raise XlmrError(f"ddtp min_test must be a positive integer, not {min_test!r}")
+    if not max_class_share >= 1:
+        raise XlmrError(f"ddtp max_class_share must be >= 1 (1: every label at most its uniform share), "
+                        f"not {max_class_share!r}")
+    out = Path(out_dir).expanduser() if out_dir is not None else default_out_dir()
+
+    def log(msg: str) -> None:
+        if progress:
+            print(f"ddtp: {msg}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    timings = {}
+    if lists_dir is None:
+        lists_dir = fetch_indexes(apt_dir, DEBIAN_LANGS, log)
+    idx = find_indexes(lists_dir)
+    timings["fetch"] = round(time.perf_counter() - t0, 2)
+    corpus_version = CORPUS_BUILDER_VERSION if corpus is None else None  # None: not the demo corpus
+    corpus = ensure_demo_corpus(progress=progress) if corpus is None else Path(corpus)
+
+    # the Packages index: section, source and description checksum of every binary package
+    t = time.perf_counter()
+    section, source, md5 = {}, {}, {}
+    for s in stanzas(read_index(idx["packages"])):
+        sec = s.get("Section", "")
+        if sec in LABELS and s.get("Description-md5") and not _NOT_TOPICAL.search(s.get("Description", "")):
+            p = s["Package"]
+            section[p], md5[p] = sec, s["Description-md5"]
+            source[p] = (s.get("Source") or p).split()[0]  # 'Source: foo (1.2-1)' when versions differ
+    # English originals; one package per identical description (the same text on both sides would leak)
+    texts: dict[str, dict[str, list[str]]] = collections.defaultdict(dict)  # lang -> package -> paragraphs
+    filtered: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    seen_md5: dict[str, str] = {}
+    for s in sorted(stanzas(read_index(idx["translations"]["en"])), key=lambda s: s.get("Package", "")):
+        p = s.get("Package")
+        if p in section and s.get("Description-md5") == md5[p] and "Description-en" in s:
+            if md5[p] in seen_md5:
+                filtered["en"]["duplicate"] += 1
+                continue
+            seen_md5[md5[p]] = p
+            texts["en"][p] = description_paragraphs(s["Description-en"])
+    label = {p: section[p] for p in texts["en"]}
+    languages = {}  # key -> DDTP code
+    for code, path in idx["translations"].items():
+        key = key_of(code)
+        if code == "en" or code not in DEBIAN_LANGS:
+            continue
+        languages[key] = code
+        seen_text: set[str] = set()
+        for s in sorted(stanzas(read_index(path)), key=lambda s: s.get("Package", "")):
+            p, field = s.get("Package"), f"Description-{code}"
+            if p not in label or field not in s:
+                continue
+            if s.get("Description-md5") != md5[p]:
+                filtered[key]["outdated"] += 1  # translates an older English text
+                continue
+            paras = description_paragraphs(s[field])
+            joined = " ".join(paras)
+            why = ("english" if looks_english(joined) else "script" if not script_ok(key, joined)
+                   else "duplicate" if joined in seen_text else None)
+            if why:
+                filtered[key][why] += 1
+                continue
+            seen_text.add(joined)
+            texts[key][p] = paras
+    timings["read_indexes"] = round(time.perf_counter() - t, 2)
+
+    # no description, nor a paragraph of one, may be a line of the corpus's training text
+    t = time.perf_counter()
+    train_lines = corpus_lines(corpus)
+    leaked = sorted({p for paras_by_pkg in texts.values() for p, paras in paras_by_pkg.items()
+                     if " ".join(paras) in train_lines
+                     or any(len(x) >= _MIN_PARAGRAPH and x in train_lines for x in paras)})
+    for by_pkg in texts.values():
+        for p in leaked:
+            by_pkg.pop(p, None)
+    timings["dedup"] = round(time.perf_counter() - t, 2)
+
+    # the split: by source package, so that all binaries of one source (similar texts) fall on one side
+    def side(p: str) -> str:
+        src = source[p]
+        if stable_hash(f"ddtp-split:{src}") % 100 < test_percent:
+            return "test"
+        return "dev" if stable_hash(f"ddtp-dev:{src}") % 100 < dev_percent else "train"
+
+    split = {p: side(p) for p in texts["en"]}
+    en = {name: _balance([p for p, s in split.items() if s == name], label, max_class_share)
+          for name in ("train", "dev", "test")}
+    en["train"] = _round_robin(en["train"], label)
+    train_set = set(en["train"])
+    kept, left_out = {}, {}
+    for key in sorted(languages):
+        test = _balance([p for p in texts[key] if split.get(p) == "test"], label, max_class_share)
+        if len(test) < min_test:
+            left_out[key] = {"debian": languages[key], "test": len(test), "translations": len(texts[key]),
+                             "why": f"fewer than {min_test} test descriptions in the {len(LABELS)} labels"}
+            continue
+        train = _round_robin(_balance([p for p in texts[key] if p in train_set], label, max_class_share), label)
+        kept[key] = {"test": test, "train": train}
+
+    def row(lang: str, p: str) -> tuple[str, str, str]:
+        return p, " ".join(texts[lang][p]), label[p]
+
+    with atomic_dir(out) as tmp:
+        t = time.perf_counter()
+        for name in ("train", "dev", "test"):
+            _write_tsv(tmp / "en" / f"{name}.tsv", (row("en", p) for p in en[name]))
+        for key, sets in kept.items():
+            _write_tsv(tmp / key / "test.tsv", (row(key, p) for p in sets["test"]))
+            _write_tsv(tmp / key / "train.tsv", (row(key, p) for p in sets["train"]))
+        # the parallel set: each language's test descriptions, English for every id any language has
+        pivot = sorted(set().union(*(v["test"] for v in kept.values())), key=lambda p: (_order(p), p))
+        _write_tsv(tmp / "eval" / "ddtp" / "en.tsv", (row("en", p)[:2] for p in pivot), header=None)
+        for key, sets in kept.items():
+            _write_tsv(tmp / "eval" / "ddtp" / f"{key}.tsv", (row(key, p)[:2] for p in sets["test"]), header=None)
+        timings["write"] = round(time.perf_counter() - t, 2)
+        manifest = Path(lists_dir) / MANIFEST
+        release = _release_info(idx["release"])
+        meta = {
+            "builder_version": BUILDER_VERSION,
+            "xlmr_core_version": __version__,
+            "settings": {"test_percent": test_percent, "dev_percent": dev_percent, "min_test": min_test,
+                         "max_class_share": max_class_share},
+            "labels": list(LABELS),
+            "chance": 1 / len(LABELS),
+            "archive": {"suite": idx["suite"], **release,
+                        "lists_dir": str(lists_dir),
+                        "packages": idx["packages"].name,
+                        "translations": {c: p.name for c, p in idx["translations"].items()},
+                        "fetch": json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else None},
+            "dedup": {"corpus": str(corpus), "corpus_builder_version": corpus_version, "lines": len(train_lines),
+                      "dropped_packages": len(leaked), "examples": leaked[:10]},
+            "split": {"unit": "source package",
+                      "sources": {s: len({source[p] for p, x in split.items() if x == s})
+                                  for s in ("train", "dev", "test")}},
+            "en": {name: len(en[name]) for name in ("train", "dev", "test")}
+            | {"labels": {name: _label_counts(en[name], label) for name in ("train", "dev", "test")}},
+            "languages": {
+                "en": {"debian": "en", "test": len(en["test"]), "train": len(en["train"]),
+                       "majority": _majority(en["test"], label), "labels": _label_counts(en["test"], label)},
+                **{k: {"debian": languages[k], "test": len(v["test"]), "train": len(v["train"]),
+                       "majority": _majority(v["test"], label), "labels": _label_counts(v["test"], label)}
+                   for k, v in kept.items()}},
+            "left_out": left_out,
+            "filtered": {k: dict(sorted(v.items())) for k, v in sorted(filtered.items())},
+            "retrieval": {"set": "ddtp", "pivot": "en", "items": {"en": len(pivot)}
+                          | {k: len(v["test"]) for k, v in kept.items()}},
+            "timings_s": timings,
+        }
+        meta["build_seconds"] = round(time.perf_counter() - t0, 2)
+        atomic_write_json(tmp / "meta.json", meta)  # last: its presence marks a finished build
+    log(f"{len(kept) + 1} languages (en + {', '.join(kept)}), {len(left_out)} left out; "
+        f"en train {len(en['train'])} / dev {len(en['dev'])} / test {len(en['test'])}; "
+        f"{meta['build_seconds']:.1f} s -> {out}")
+    return meta
+
+
+def _majority(pkgs: list[str], label: dict[str, str]) -> float:
+    c = collections.Counter(label[p] for p in pkgs)
+    return max(c.values()) / len(pkgs) if pkgs else float("nan")
+
+
+def _release_info(path: Path | None) -> dict:
+    if path is None or not path.exists():
+        return {}
+    head = path.read_text(encoding="utf-8", errors="replace").split("\nMD5Sum:", 1)[0]
+    fields = dict(re.findall(r"^(Origin|Codename|Version|Date): (.*)$", head, re.MULTILINE))
+    return {k.lower(): v for k, v in fields.items()}
+
+
+# ---------------------------------------------------------------- the cached copy
+
+
+def read_meta(out_dir: str | os.PathLike) -> dict | None:
+    """meta.json of a finished build in ``out_dir``, or None if there is none (or it is unreadable)."""
+    try:
+        return json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _is_current(meta: dict | None) -> bool:
+    return (meta is not None and meta.get("builder_version") == BUILDER_VERSION
+            and meta.get("settings") == DEFAULT_SETTINGS
+            and (meta.get("dedup") or {}).get("corpus_builder_version") == CORPUS_BUILDER_VERSION)
+
+
+def ensure_ddtp(out_dir: str | os.PathLike | None = None, *, progress: bool = True) -> Path:
+    """The directory of a finished DDTP data set: ``out_dir``, else ``$XLMR_DDTP``, else the default build
+    under the cache root (built on first use: a private apt-get update, then about 20 s)."""
+    if out_dir is None and os.environ.get(ENV_VAR):
+        out = Path(os.environ[ENV_VAR]).expanduser()
+        meta = read_meta(out)
+        if meta is None or meta.get("builder_version") != BUILDER_VERSION:
+            raise XlmrError(f"{ENV_VAR}={out} is not a DDTP data set of builder version {BUILDER_VERSION} (no "
+                            f"readable meta.json, or another version): build one with `xlmr corpus ddtp --out "
+                            f"{out}` or unset {ENV_VAR}")
+        return out
+    out = Path(out_dir).expanduser() if out_dir is not None else default_out_dir()
+    if _is_current(read_meta(out)):
+        return out
+    with file_lock(out.parent / f".{out.name}.lock"):  # a second process waits, then finds the first's build
+        if not _is_current(read_meta(out)):
+            build_ddtp(out, progress=progress)
+    return out
+
+
+# ---------------------------------------------------------------- command line
+
+
+def summary(meta: dict, out_dir: Path) -> str:
+    """A few lines describing a built data set (from its meta.json)."""
+    langs = meta["languages"]
+    arch = meta["archive"]
+    return "\n".join([
+        f"DDTP topic classification in {out_dir} (Debian {arch.get('codename') or arch['suite']} "
+        f"{arch.get('version', '')}, {len(meta['labels'])} labels: {' '.join(meta['labels'])})",
+        f"  English: train {meta['en']['train']}, dev {meta['en']['dev']}, test {meta['en']['test']}",
+        "  test descriptions: " + ", ".join(f"{k} {v['test']}" for k, v in sorted(langs.items(),
+                                                                                key=lambda kv: -kv[1]["test"])),
+        "  left out: " + (", ".join(f"{k} ({v['test']})" for k, v in meta["left_out"].items()) or "none"),
+        f"  deduplicated against {meta['dedup']['corpus']}: {meta['dedup']['dropped_packages']} package(s) dropped",
+        f"  built in {meta['build_seconds']:.1f} s",
+    ])
+
+
+def _cmd_ddtp(args: argparse.Namespace) -> int:
+    out = args.out if args.out is not None else default_out_dir()
+    meta = build_ddtp(out, lists_dir=args.lists, apt_dir=args.apt_dir, corpus=args.corpus,
+                      test_percent=args.test_percent, min_test=args.min_test, progress=not args.quiet)
+    print(summary(meta, out))
+    return 0
+
+
+def add_ddtp_cli(corpus_subparsers) -> argparse.ArgumentParser:
+    """Add ``ddtp`` to the subcommands of ``xlmr corpus``."""
+    p = corpus_subparsers.add_parser(
+        "ddtp", help="build the DDTP topic-classification set (Debian package descriptions in ~15 languages)",
+        description="Build the zero-shot transfer data set from Debian's package-description translations "
+                    "(a private apt-get update with Acquire::Languages set): <lang>/{train,dev,test}.tsv, "
+                    "eval/ddtp/<lang>.tsv, meta.json.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help=f"output directory, replaced atomically (default {default_out_dir()})")
+    p.add_argument("--lists", type=Path, default=None, metavar="DIR",
+                   help="read Packages and Translation-<lang> index files from DIR instead of running apt-get "
+                        "update (apt's lists directory, or files copied from a mirror's dists/<release>/main/)")
+    p.add_argument("--apt-dir", type=Path, default=None, metavar="DIR",
+                   help=f"private apt configuration, lists and cache (default {default_apt_dir()})")
+    p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                   help="training corpus whose lines no description may equal (default: the demo corpus)")
+    p.add_argument("--test-percent", type=int, default=DEFAULT_SETTINGS["test_percent"],
+                   help="percent of source packages whose descriptions are test items")
+    p.add_argument("--min-test", type=int, default=DEFAULT_SETTINGS["min_test"],
+                   help="leave out languages with fewer test descriptions")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_cmd_ddtp)
+    return p
