@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         from xlmr_core.notebooks import run_notebooks
 
         nbs = [nb for name in names for nb in NOTEBOOKS[name]]
-        executed = run_notebooks(root, figures, names=nbs)
+        # fewer bootstrap refits of the laws than the notebook's default: seconds, not minutes
+        executed = run_notebooks(root, figures, names=nbs, parameters={"n_boot": 50})
         st.end("notebooks", t)
     except XlmrError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,7 +13,7 @@ import pytest
 from xlmr_core import jobs, notebooks, results, sweeps
 from xlmr_core.config import apply_overrides
 
-NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "explore")
+NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "scaling_laws", "explore")
 # the debug model for a few steps on short blocks: seconds per run; small tokenizers, cached across runs
 TINY = ["model.size=debug", "schedule.steps=6", "data.seq_len=32", "data.batch_tokens=256",
         "data.micro_batch_blocks=0", "data.tokenizer_sample_lines=8000", "eval.max_blocks=2", "eval.draws=1",
@@ -48,7 +48,7 @@ def tiny_results(tmp_path_factory, demo_corpus) -> Path:
     langs = ",".join(cap[0].data.langs)  # the five languages of the smallest set: shared tokenizers and shards
     voc = [apply_overrides(c, TINY + [f"data.langs=[{langs}]"])
            for c in sweeps.get_sweep("vocab_scaling", "demo", (0,), root, demo_corpus)
-           if c.name.startswith(("v002k-", "v004k-"))]
+           if c.name.startswith(("v001k-", "v004k-"))]
     assert len(voc) == 4
     _launch(voc, root, "vocab_scaling")
     alpha = [apply_overrides(c, TINY + [f"data.langs=[{langs}]", "data.vocab_size=2000"])
@@ -62,7 +62,8 @@ def tiny_results(tmp_path_factory, demo_corpus) -> Path:
 @pytest.fixture(scope="module")
 def executed(tiny_results, tmp_path_factory) -> Path:
     figures = tmp_path_factory.mktemp("figures")
-    out = notebooks.run_notebooks(tiny_results, figures, names=NOTEBOOKS, echo=lambda *_: None)
+    out = notebooks.run_notebooks(tiny_results, figures, names=NOTEBOOKS, parameters={"n_boot": 20},
+                                  echo=lambda *_: None)
     assert sorted(out) == sorted(NOTEBOOKS)
     return figures
 

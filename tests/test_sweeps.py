@@ -116,10 +116,10 @@ def test_target_sampling_keeps_the_targets_share_and_their_relative_rates():
 
 
 def test_matched_design_holds_each_targets_tokens_while_languages_are_added(tmp_path, demo_corpus):
-    runs = sweeps.get_sweep("capacity_dilution", "cpu", (0,), tmp_path, demo_corpus)
+    runs = sweeps.get_sweep("capacity_dilution", "gpu", (0,), tmp_path, demo_corpus)
     sizes = sweeps.corpus_sizes(str(demo_corpus))
     by = {(t["design"], t["relation"], t["width"]): r for r in runs for t in [results.parse_tags(r.tags)]}
-    p = sweeps.PRESETS["cpu"]
+    p = sweeps.PRESETS["gpu"]
     assert {d for d, _, _ in by} == {"matched", "fixed"} and {w for _, _, w in by} == set(p.widths)
     widths = sorted(p.widths)
     ne = [sweeps.param_counts(sweeps.with_width(p.model, w), p.vocab_size)["non_embedding"] for w in widths]

@@ -406,7 +406,7 @@ def _cmd_stats(args) -> int:
 
 
 def add_cli(sub) -> None:
-    """Add the ``xlmr corpus`` command group (``stats``; ``demo`` from :mod:`xlmr_core.democorpus`)."""
+    """Add the ``xlmr corpus`` command group (``stats``; ``demo`` and ``ddtp`` from :mod:`xlmr_core.democorpus`)."""
     corpus = sub.add_parser("corpus", help="inspect or build a multilingual corpus")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     stats = corpus_sub.add_parser("stats", help="per-language lines, bytes, characters and α-sampling probabilities",
@@ -420,5 +420,7 @@ def add_cli(sub) -> None:
     stats.set_defaults(func=_cmd_stats)
 
     from .democorpus import add_demo_cli
+    from .democorpus.ddtp import add_ddtp_cli
 
     add_demo_cli(corpus_sub)
+    add_ddtp_cli(corpus_sub)

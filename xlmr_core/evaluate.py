@@ -31,6 +31,7 @@ from . import finetune
 from .config import apply_overrides
 from .corpus import parse_langs, select_languages
 from .data import ShardSet, shards_for
+from .democorpus.ddtp import ensure_ddtp
 from .errors import XlmrError
 from .fsutil import atomic_write_json, file_lock
 from .heldout import bpb_suite, mlm_eval  # noqa: F401  (mlm_eval: part of this module's API)
@@ -42,6 +43,10 @@ SUITES = ("bpb", "retrieval", "pll", "tokenizer")
 """Suites that run offline on the corpus of the run (the default of ``xlmr eval``)."""
 DOWNSTREAM = finetune.SUITES
 """Fine-tuning suites on user-supplied data (xnli, glue-<task>, ner, mlqa), see ``finetune.run_downstream``."""
+TRANSFER_SUITES = ("ddtp",)
+"""Offline transfer suites (no --data): ``ddtp`` fine-tunes on English DDTP package descriptions and reports topic
+accuracy in every DDTP language (``finetune.ddtp_transfer``; the data set is built on first use, or ``$XLMR_DDTP``).
+Not in ``SUITES``: ask for them (``--suite bpb,...,ddtp``)."""
 RETRIEVAL_SETS = ("instguide", "udhr_para", "docs_heldout")
 """Parallel sets under ``corpus/eval/`` used for retrieval by default."""
 TEXT_SETS = ("docs_heldout", "udhr_para")
@@ -306,19 +311,23 @@ def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: 
                  margin: bool = False, k: int = 4, max_items: int = 500, pll_texts: int = 8,
                  tokenizer_lines: int = 1000, downstream_data: str | Path | None = None,
                  finetune_cfg: finetune.FinetuneConfig | None = None, device: str = "cpu",
-                 quiet: bool = False) -> dict:
+                 ddtp_cfg: finetune.FinetuneConfig | None = None, ddtp_data: str | Path | None = None,
+                 ddtp_retrieval: int = 0, quiet: bool = False) -> dict:
     """Run ``suites`` on a finished run and merge them into ``final.json["eval"]``; returns the new results.
 
     bpb covers the training languages and ``extra_langs`` (corpus languages, seen or not); retrieval,
     PLL and tokenizer metrics cover ``langs`` or, by default, training + extra + ``unseen`` languages
     where the corpus has text for them. Retrieval run with a non-default layer or margin scoring is stored as
     ``retrieval-layer<N>`` / ``retrieval-margin`` so the default results are not overwritten.
+    ``ddtp`` runs ``finetune.ddtp_transfer`` with ``ddtp_cfg`` (default ``finetune.DDTP_CONFIG``) on ``ddtp_data``
+    (default ``ensure_ddtp()``); with ``ddtp_retrieval`` > 0 it also retrieves that many en↔X description pairs
+    per language (the data set's ``eval/ddtp`` set), stored as ``retrieval-ddtp``.
     """
     from .train import load_run  # train imports this module (mlm_eval): import it late
 
     # the arguments first, then the files they point at, then the work
     suites = _check_suites(suites)
-    downstream = [s for s in suites if s not in SUITES]
+    downstream = [s for s in suites if s not in SUITES and s not in TRANSFER_SUITES]
     if downstream and downstream_data is None:
         raise XlmrError(f"suite(s) {', '.join(downstream)} fine-tune on your data: give its directory with --data")
     for name, value in (("max_items", max_items), ("k", k), ("pll_texts", pll_texts),
@@ -391,6 +400,16 @@ def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: 
                      else tokenizer_metrics(tok, texts))
                 per_lang[lang] = dict(m, source=source, seen=lang in train_langs)
             r = dict(settings=dict(max_texts=limit, sets=list(TEXT_SETS)), per_lang=per_lang)
+        elif suite == "ddtp":
+            data = ensure_ddtp(ddtp_data, progress=not quiet)
+            r = finetune.ddtp_transfer(run_dir, tok, data, ddtp_cfg, train_langs=train_langs)
+            if ddtp_retrieval > 0:  # the same descriptions as parallel text, no fine-tuning
+                t1 = time.time()
+                table = retrieval_suite(model, tok, data, sets=("ddtp",), max_items=ddtp_retrieval,
+                                        train_langs=train_langs, unseen=set_languages(data, "ddtp"), device=device)
+                settings = dict(layer=model.config.num_layers // 2, scoring="cosine", pivot="en",
+                                max_items=ddtp_retrieval, pooling="mean", data=str(data))
+                results["retrieval-ddtp"] = dict(settings=settings, sets=table, wall_s=time.time() - t1)
         else:
             # from the run directory: fine-tuning works on its own copy of the weights
             r = finetune.run_downstream(run_dir, tok, suite, Path(downstream_data), finetune_cfg)
@@ -453,6 +472,14 @@ def format_results(results: dict) -> str:
                      v["unk_rate"], v["alp"]] for lang, v in r["per_lang"].items()]
             out.append("tokenizer\n" + format_table(["lang", "seen", "text", "tok/char", "tok/word", "unk", "ALP"],
                                                     rows))
+        elif key == "ddtp":
+            rows = [[lang, "yes" if v["seen"] else "no", v["n"], v["accuracy"], v["accuracy_std"], v["majority"]]
+                    for lang, v in r["per_lang"].items()]
+            rows.append(["mean", "", sum(v["n"] for v in r["per_lang"].values()), r["mean"]["accuracy"],
+                         r["mean"]["accuracy_std"], None])
+            out.append(f"DDTP topic accuracy, {r['mode']} from {','.join(r['train_langs'])} "
+                       f"({r['n_train']} examples, {r['n_seeds']} seed(s); chance {r['chance']:.3f})\n" +
+                       format_table(["lang", "seen", "n", "acc", "sd", "majority"], rows))
         else:
             out.append(f"{key}\n{json.dumps(r, indent=1, ensure_ascii=False)}")
     return "\n\n".join(out)
@@ -462,10 +489,12 @@ def _cmd_eval(args) -> int:
     suites = parse_langs(args.suite) or list(SUITES)
     extra = parse_langs(args.extra_langs) or []
     ft = apply_overrides(finetune.FinetuneConfig(), args.ft) if args.ft else None
+    ddtp_ft = apply_overrides(finetune.DDTP_CONFIG, args.ft) if args.ft else None
     results = evaluate_run(args.run_dir, suites, langs=parse_langs(args.langs), extra_langs=extra,
                            sets=parse_langs(args.sets) or RETRIEVAL_SETS, pivot=args.pivot, layer=args.layer,
                            margin=args.margin, k=args.k, max_items=args.max_items, pll_texts=args.pll_texts,
-                           downstream_data=args.data, finetune_cfg=ft, device=args.device)
+                           downstream_data=args.data, finetune_cfg=ft, device=args.device, ddtp_cfg=ddtp_ft,
+                           ddtp_retrieval=args.ddtp_retrieval)
     print(format_results(results))
     print(f"\nwrote {len(results)} suite(s) into {Path(args.run_dir) / 'final.json'} [eval]")
     return 0
@@ -477,7 +506,7 @@ def add_cli(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", help="run directory (with final.json)")
     p.add_argument("--suite", default=",".join(SUITES),
-                   help="comma-separated: bpb, retrieval, pll, tokenizer, xnli, ner, mlqa, glue-<task>")
+                   help="comma-separated: bpb, retrieval, pll, tokenizer, xnli, ner, mlqa, glue-<task>, ddtp")
     p.add_argument("--langs", help="languages for retrieval, PLL and tokenizer metrics (and bpb); "
                                    "default: training languages + --extra-langs + a fixed list of unseen ones")
     p.add_argument("--extra-langs", help="more corpus languages to evaluate (bpb for languages not trained on)")
@@ -490,6 +519,9 @@ def add_cli(sub) -> None:
     p.add_argument("--pll-texts", type=int, default=8, help="texts per language for pseudo-log-likelihood")
     p.add_argument("--data", help="directory with downstream data (xnli, ner, mlqa, glue)")
     p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
-                   help="fine-tuning setting for downstream suites, e.g. --ft lr=1e-4 --ft seeds=0,1,2")
+                   help="fine-tuning setting for downstream suites (ddtp: over finetune.DDTP_CONFIG), "
+                        "e.g. --ft lr=1e-4 --ft seeds=0,1,2")
+    p.add_argument("--ddtp-retrieval", type=int, default=0, metavar="N",
+                   help="with --suite ddtp: also retrieve N en↔X DDTP description pairs per language")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=_cmd_eval)

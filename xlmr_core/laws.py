@@ -892,8 +892,12 @@ def extrapolate(table: pd.DataFrame, law: str | Law = "atlas", *, by: str = "N",
 def atlas_multipliers(phi: float, psi: float, alpha: float, beta: float, r: float = 2.0) -> dict[str, float]:
     """Closed form: going from K to r·K languages at equal loss under the ATLAS law multiplies N by r^(φ/α), the
     target's tokens D_t by r^(ψ/β) and the total tokens D = K·D_t by r^(1+ψ/β) (each term held equal)."""
-    return {"params": r ** (phi / alpha), "target_tokens": r ** (psi / beta),
-            "total_tokens": r ** (1.0 + psi / beta)}
+    # numpy division: an exponent fitted at 0 gives inf or nan (a flagged fit), not an exception
+    phi, psi, alpha, beta = (np.asarray(v, dtype=float) for v in (phi, psi, alpha, beta))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = {"params": r ** (phi / alpha), "target_tokens": r ** (psi / beta),
+               "total_tokens": r ** (1.0 + psi / beta)}
+    return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in out.items()}
 
 
 def _derived(rows: list[tuple[str, float, np.ndarray, str]], level: float) -> pd.DataFrame:

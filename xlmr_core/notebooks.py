@@ -22,11 +22,14 @@ ANALYSIS: dict[str, str] = {
     "sampling_alpha": "sampling_alpha",
     "scaling_laws": "capacity_dilution",
 }
-"""Notebook name -> the sweep it analyses (its results are ``results_dir/<sweep>``)."""
+"""Notebook name -> the sweep it analyses (its results are ``results_dir/<sweep>``). The laws default to the
+capacity sweep (its K × N grid, the demo's); at the cpu and gpu scales pass ``sweep="scaling_laws"``."""
 FIGURES: dict[str, tuple[str, ...]] = {
     "capacity_dilution": ("capacity_dilution", "capacity_dilution_bpb", "capacity_dilution_curves"),
     "vocab_scaling": ("vocab_scaling", "vocab_scaling_curves"),
     "sampling_alpha": ("sampling_alpha", "sampling_alpha_curves"),
+    "scaling_laws": ("scaling_laws_atlas", "scaling_laws_extrapolation", "scaling_laws_chinchilla",
+                     "scaling_laws_vocab"),
     "explore": ("explore_curves",),
 }
 """Figures each notebook writes (``<name>.png`` and ``<name>.pdf``)."""

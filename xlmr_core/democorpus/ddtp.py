@@ -12,7 +12,9 @@ Output directory (default ``<cache root>/ddtp``; ``$XLMR_DDTP`` points at a copy
 
     en/train.tsv, en/dev.tsv   id<TAB>sentence<TAB>label (with that header): English descriptions of the
                                training packages; train.tsv cycles through the labels, so every prefix is balanced
-    <lang>/test.tsv            the same columns: descriptions of the *test* packages, English included
+    <lang>/test.tsv            the same columns: descriptions of the *test* packages, English included; the
+                               file cycles through the labels, widely translated packages first, so the first N
+                               items of every language are balanced and mostly the same packages
     <lang>/train.tsv           (not en) translations of the training packages, for translate-train-all
     eval/ddtp/<lang>.tsv       id<TAB>text: the test descriptions as a parallel set (id = package), for retrieval
     meta.json                  written last: labels, counts per language and label, languages left out and why,
@@ -329,8 +331,12 @@ def _order(pkg: str) -> int:
 
 
 def _balance(pkgs: Iterable[str], label: dict[str, str], max_share: float) -> list[str]:
-    """``pkgs`` with every label cut to ``max_share`` × its uniform share of the set (by hash order), hash-ordered."""
-    pkgs = sorted(pkgs, key=lambda p: (_order(p), p))
+    """``pkgs`` with every label cut to ``max_share`` × its uniform share of the set, in hash order.
+
+    Which items of a label stay is decided by a second hash, independent of the order of the result (else the
+    kept items of a capped label would crowd the front of the file).
+    """
+    pkgs = sorted(pkgs, key=lambda p: (stable_hash(f"ddtp-keep:{p}"), p))
     cap = max(1, int(max_share * len(pkgs) / len(LABELS)))
     taken: collections.Counter = collections.Counter()
     out = []
@@ -338,12 +344,13 @@ def _balance(pkgs: Iterable[str], label: dict[str, str], max_share: float) -> li
         if taken[label[p]] < cap:
             taken[label[p]] += 1
             out.append(p)
-    return out
+    return sorted(out, key=lambda p: (_order(p), p))
 
 
-def _round_robin(pkgs: list[str], label: dict[str, str]) -> list[str]:
-    """Cycle through the labels (each in hash order): every prefix of the result is as balanced as it can be."""
-    by = {lab: [p for p in pkgs if label[p] == lab] for lab in LABELS}
+def _round_robin(pkgs: list[str], label: dict[str, str], key=None) -> list[str]:
+    """Cycle through the labels, each in ``key`` order (default: as given): every prefix is as balanced as it can be."""
+    by = {lab: sorted((p for p in pkgs if label[p] == lab), key=key) if key else [p for p in pkgs if label[p] == lab]
+          for lab in LABELS}
     out = []
     for i in range(max((len(v) for v in by.values()), default=0)):
         out.extend(v[i] for v in by.values() if i < len(v))
@@ -484,6 +491,16 @@ def build_ddtp(out_dir: str | os.PathLike | None = None, *, lists_dir: str | os.
             continue
         train = _round_robin(_balance([p for p in texts[key] if p in train_set], label, max_class_share), label)
         kept[key] = {"test": test, "train": train}
+    # test files cycle through the labels, each label's packages translated into the most languages first:
+    # the first N items of every language are balanced and mostly the same packages (parallel, as XNLI)
+    coverage = collections.Counter(p for v in kept.values() for p in v["test"])
+
+    def widest(p: str) -> tuple:
+        return -coverage[p], _order(p), p
+
+    en["test"] = _round_robin(en["test"], label, widest)
+    for v in kept.values():
+        v["test"] = _round_robin(v["test"], label, widest)
 
     def row(lang: str, p: str) -> tuple[str, str, str]:
         return p, " ".join(texts[lang][p]), label[p]
@@ -496,7 +513,7 @@ def build_ddtp(out_dir: str | os.PathLike | None = None, *, lists_dir: str | os.
             _write_tsv(tmp / key / "test.tsv", (row(key, p) for p in sets["test"]))
             _write_tsv(tmp / key / "train.tsv", (row(key, p) for p in sets["train"]))
         # the parallel set: each language's test descriptions, English for every id any language has
-        pivot = sorted(set().union(*(v["test"] for v in kept.values())), key=lambda p: (_order(p), p))
+        pivot = sorted(coverage, key=widest)
         _write_tsv(tmp / "eval" / "ddtp" / "en.tsv", (row("en", p)[:2] for p in pivot), header=None)
         for key, sets in kept.items():
             _write_tsv(tmp / "eval" / "ddtp" / f"{key}.tsv", (row(key, p)[:2] for p in sets["test"]), header=None)
@@ -625,7 +642,7 @@ def add_ddtp_cli(corpus_subparsers) -> argparse.ArgumentParser:
         "ddtp", help="build the DDTP topic-classification set (Debian package descriptions in ~15 languages)",
         description="Build the zero-shot transfer data set from Debian's package-description translations "
                     "(a private apt-get update with Acquire::Languages set): <lang>/{train,dev,test}.tsv, "
-                    "eval/ddtp/<lang>.tsv, meta.json.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "eval/ddtp/<lang>.tsv, meta.json.")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help=f"output directory, replaced atomically (default {default_out_dir()})")
     p.add_argument("--lists", type=Path, default=None, metavar="DIR",
@@ -636,9 +653,10 @@ def add_ddtp_cli(corpus_subparsers) -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                    help="training corpus whose lines no description may equal (default: the demo corpus)")
     p.add_argument("--test-percent", type=int, default=DEFAULT_SETTINGS["test_percent"],
-                   help="percent of source packages whose descriptions are test items")
+                   help=f"percent of source packages whose descriptions are test items "
+                        f"(default {DEFAULT_SETTINGS['test_percent']})")
     p.add_argument("--min-test", type=int, default=DEFAULT_SETTINGS["min_test"],
-                   help="leave out languages with fewer test descriptions")
+                   help=f"leave out languages with fewer test descriptions (default {DEFAULT_SETTINGS['min_test']})")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_ddtp)
     return p
