@@ -1,13 +1,14 @@
-"""The demo study end to end (``make demo``): corpus → capacity and vocabulary sweeps → notebooks → figures.
+"""The demo study end to end (``make demo``): corpus → capacity sweep → notebooks → figures.
 
-    python -u sweeps/demo.py [--root runs/demo] [--figures figures/demo] [--seeds 0] [--scale demo]
+    python -u sweeps/demo.py [--root runs/demo] [--figures figures/demo] [--seeds 0] [--scale demo] [--sweeps ...]
 
 1. builds (or finds) the demo corpus (``democorpus.ensure_demo_corpus``; downloads with apt-get and npm once);
-2. runs the ``demo`` scale of the capacity-dilution and vocabulary-scaling sweeps through the launcher's local
-   executor (each job: tokenizer and shards from the cache → train → evaluate); finished runs are skipped, so a
-   second call only redoes what is missing;
-3. executes the notebooks with papermill; figures (PNG + PDF + the plotted numbers as CSV) and the executed
-   notebooks go to ``--figures``.
+2. runs the ``demo`` scale of the capacity-dilution sweep (matched-data design: six target languages alone and
+   with six related or six unrelated languages added, at two model widths; ``--sweeps`` adds vocab_scaling or
+   sampling_alpha) through the launcher's local executor (each job: tokenizer and shards from the cache → train
+   → evaluate); finished runs are skipped, so a second call only redoes what is missing;
+3. executes the notebooks with papermill (capacity dilution, the scaling laws fitted on the same runs, explore);
+   figures (PNG + PDF + the plotted numbers as CSV) and the executed notebooks go to ``--figures``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 from xlmr_core import jobs, sweeps
 from xlmr_core.errors import XlmrError
 
-SWEEPS = ("capacity_dilution", "vocab_scaling")
+SWEEPS = ("capacity_dilution",)
+"""What ``make demo`` runs by default: the capacity sweep (which is also the demo's scaling-law grid). The
+vocabulary sweep does not fit the 10-minute budget beside it: ``--sweeps capacity_dilution,vocab_scaling``."""
 SUITES = {"capacity_dilution": ("retrieval", "tokenizer"), "vocab_scaling": ("tokenizer",),
           "sampling_alpha": ("tokenizer",)}
 """Evaluation suites per sweep beyond the trainer's own held-out bits per byte and unigram baseline (which

@@ -410,6 +410,7 @@ def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: 
                 settings = dict(layer=model.config.num_layers // 2, scoring="cosine", pivot="en",
                                 max_items=ddtp_retrieval, pooling="mean", data=str(data))
                 results["retrieval-ddtp"] = dict(settings=settings, sets=table, wall_s=time.time() - t1)
+                t0 += time.time() - t1  # the ddtp result's wall_s: fine-tuning and accuracy only
         else:
             # from the run directory: fine-tuning works on its own copy of the weights
             r = finetune.run_downstream(run_dir, tok, suite, Path(downstream_data), finetune_cfg)

@@ -710,3 +710,107 @@ def law_extrapolation(ext, *, x: str | None = None, hue: str | None = "K", at: d
     _attach(fig, rows)
     fig.fits = ext.points.copy()
     return fig
+
+
+# ---------------------------------------------------------------- zero-shot transfer (DDTP topic accuracy)
+
+TRANSFER_COLUMN = "eval.ddtp.accuracy"
+"""Per-language DDTP topic accuracy in ``results.load_long`` (``final.json["eval"]["ddtp"]["per_lang"]``)."""
+
+
+def transfer_accuracy(long_df: pd.DataFrame, x: str = "n_langs", *, hue: str | None = None,
+                      groups: Sequence[str] = ("high", "low", "all"), column: str = TRANSFER_COLUMN,
+                      logx: bool | None = None, paper: bool = True) -> Figure:
+    """Zero-shot transfer accuracy (fine-tuned in English, tested in every DDTP language) against ``x``, one panel
+    per language group, ±1 s.d. over seeds, chance and the majority-class rate marked.
+
+    groups: ``high`` / ``low`` (the sweep's resource groups, ``resource_groups``), ``seen`` / ``unseen`` (the
+    language was / was not in the run's training set), ``all`` (every DDTP language, English included: the
+    paper's all-language average) or ``zero-shot`` (every language but English). A group without DDTP languages
+    gets an empty panel that says so. With ``x='n_langs'`` the paper's XNLI averages (7 → 100 languages) sit on
+    a secondary axis of the ``all`` panel; with ``x='alpha'`` its best α is marked.
+    """
+    _need(long_df, ["run", "lang", x, column], "transfer_accuracy")
+    df = _done(long_df).copy()
+    # the groups from every row (a sweep's low-resource languages may have no DDTP test set), then DDTP rows only
+    tagged = "group" in df.columns and {"high", "low"} <= set(df["group"])
+    df["group"] = resource_groups(df) if tagged or "train_bytes" in df.columns else "other"
+    df = df.dropna(subset=[column])
+    if df.empty:
+        raise XlmrError(f"transfer_accuracy: no run has {column}: evaluate the runs with the ddtp suite "
+                        f"(`xlmr eval RUN --suite ddtp`)")
+    seen = df["eval.ddtp.seen"].astype(bool) if "eval.ddtp.seen" in df.columns else pd.Series(False, df.index)
+    if hue is None or hue not in df.columns:
+        df["_hue"], hue_label = "all", None
+    else:
+        df["_hue"], hue_label = df[hue], hue
+    members = {"all": df.index == df.index, "zero-shot": (df["lang"] != "en").to_numpy(),
+               "seen": seen.to_numpy(), "unseen": (~seen).to_numpy()}
+    logx = x in ("n_langs", "vocab", "vocab_pieces", "width") if logx is None else logx
+    xs = sorted(df[x].dropna().unique())
+    hues = sorted(df["_hue"].dropna().unique(), key=str)
+    colors = dict(zip(hues, _colors(len(hues))))
+    fig, axes = _figure(1, len(groups))
+    rows, fits = [], []
+    for ax, g in zip(axes[0], groups):
+        sub = df[members[g]] if g in members else df[df["group"] == g]
+        style = GROUP_STYLE.get(g, GROUP_STYLE["all"])
+        if sub.empty:
+            ax.text(0.5, 0.5, f"no DDTP test language\nin the {g} group", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="0.4")
+        for h in hues:
+            per_run = sub[sub["_hue"] == h].groupby(["run", x], dropna=False)[column].mean().reset_index()
+            pts = seed_stats(per_run, [x], column).rename(columns={x: "x"})
+            if pts.empty:
+                continue
+            series = "all runs" if hue_label is None else f"{hue_label}={h:g}" if isinstance(
+                h, (int, float, np.number)) else f"{hue_label}={h}"
+            lab = series
+            if logx:
+                fit = fit_log_trend(per_run[x], per_run[column])
+                lab += f"  slope {fit['slope']:+.3f} ± {fit['slope_se']:.3f}/2×"
+                _draw_trend(ax, fit, xs, colors[h])
+                fits.append(dict(panel=f"transfer:{g}", series=series,
+                                 **{k: fit[k] for k in ("slope", "slope_se", "intercept", "n")}))
+            _errorbar(ax, pts, color=colors[h], label=lab, **style)
+            rows.append(pts.assign(panel=f"transfer:{g}", series=series))
+        # baselines: chance (1 / labels) and the majority-class rate of the evaluated items of this group
+        chance = float(df["eval.ddtp.chance"].mean()) if "eval.ddtp.chance" in df.columns else math.nan
+        majority = float(sub["eval.ddtp.majority"].mean()) if "eval.ddtp.majority" in sub.columns else math.nan
+        for name, v, ls in (("chance", chance, ":"), ("majority class", majority, "-.")):
+            if np.isfinite(v):
+                ax.axhline(v, color="0.55", ls=ls, lw=0.9, label=f"{name} {v:.3f}")
+                rows.append(pd.DataFrame({"x": [np.nan], "y": [v], "err": [np.nan], "n": [np.nan],
+                                          "panel": [f"transfer:{g}"], "series": [name]}))
+        langs = sorted(sub["lang"].unique())
+        ax.set_title(f"{g}: {', '.join(langs[:8])}{' …' if len(langs) > 8 else ''}" if langs else g, fontsize=8)
+        ax.set_xlabel({"n_langs": "languages in training", "alpha": "sampling exponent α",
+                       "vocab": "vocabulary (pieces)"}.get(x, x) + (" (log scale)" if logx else ""))
+        ax.set_ylabel("DDTP topic accuracy ↑")
+        if logx:
+            _log2_axis(ax, xs)
+        else:
+            ax.set_xticks(xs)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        if paper and x == "alpha":
+            ax.axvline(PAPER_XNLI["alpha"]["best"], label="paper (XNLI acc.): best α",
+                       **{k: v for k, v in PAPER_STYLE.items() if k in ("color", "ls", "lw")})
+        if paper and x == "n_langs" and g == "all":
+            p = PAPER_XNLI["capacity"]
+            ax.set_xlim(min(xs[0], p["n_langs"][0]) / 1.2, max(xs[-1], p["n_langs"][-1]) * 1.2)
+            _log2_axis(ax, [*xs, *p["n_langs"]])
+            twin = ax.twinx()
+            twin.plot(p["n_langs"], p["xnli_all"], label="paper (XNLI acc.), all languages", **PAPER_STYLE)
+            twin.set_ylabel("paper (XNLI acc., %)", fontsize=7, color="0.45")
+            twin.tick_params(labelsize=6, colors="0.45")
+            h1, l1 = ax.get_legend_handles_labels()
+            h2, l2 = twin.get_legend_handles_labels()
+            ax.legend(h1 + h2, l1 + l2, fontsize=5.5, loc="best")
+            rows.append(pd.DataFrame({"x": p["n_langs"], "y": p["xnli_all"], "err": np.nan, "n": 1,
+                                      "panel": "transfer:all", "series": "paper (XNLI acc.)"}))
+        else:
+            ax.legend(fontsize=5.5, loc="best")
+    steps = df["eval.ddtp.n_train"].dropna().unique() if "eval.ddtp.n_train" in df.columns else []
+    fig.suptitle("Zero-shot transfer: fine-tuned on English DDTP descriptions, tested in each language"
+                 + (f" ({int(steps[0])} training examples)" if len(steps) == 1 else ""), fontsize=9)
+    return _attach(fig, rows, fits)

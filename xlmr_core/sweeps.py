@@ -187,14 +187,14 @@ _DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=500, lr=
                tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=250, log_interval=25,
                shared_tokenizer=True, vocab_lang_count=10, designs=("matched",), relations=("none", "related",
                                                                                               "unrelated"),
-               device_flops=60e9, **_DESIGN_LANGS)
+               target_share=2 / 3, device_flops=60e9, **_DESIGN_LANGS)
 
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
     # the demo's recipe, 2× longer runs, three widths (16× in non-embedding parameters), all four design sets:
     # about 20 minutes a seed on 2 CPU cores (the fixed design: add it with dataclasses.replace(designs=...))
     "cpu": dataclasses.replace(_DEMO, steps=1000, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
-                               designs=("matched",),
+                               designs=("matched",), target_share=0.5,
                                relations=("none", "related", "unrelated", "both"), eval_blocks=16,
                                checkpoint_interval=500, log_interval=50),
     # one GPU, the demo corpus: 4-layer models of width 128-512 (16× in non-embedding parameters), 16K pieces

