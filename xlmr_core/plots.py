@@ -393,13 +393,14 @@ def capacity_designs(long_df: pd.DataFrame, metric: str = "bpb_below_unigram", *
                     ax.axhline(0.0, color="0.3", lw=0.8, ls=":", label="unigram baseline")
                 if ycol == "retrieval" and np.isfinite(chance):
                     ax.axhline(chance, color="0.3", lw=0.8, ls=":", label=f"chance ({chance:.3f})")
-                what = "each target's tokens fixed" if design == "matched" else "one budget for every set"
-                ax.set_title(f"{design} design ({what}): {group}-resource targets", fontsize=8)
+                ax.set_title(f"{design} design: {group}-resource targets", fontsize=8)
                 ax.set_xlabel("languages in training (log scale)")
                 ax.set_ylabel(label(ycol), fontsize=8)
                 _log2_axis(ax, sorted(sub["n_langs"].unique()))
                 ax.legend(fontsize=5, loc="best")
-    fig.suptitle("Capacity dilution by design: target languages as languages are added", fontsize=10)
+    what = {"matched": "matched: each target's tokens fixed", "fixed": "fixed: one budget for every set"}
+    fig.suptitle("Capacity dilution: target languages as languages are added ("
+                 + "; ".join(what[d] for d in designs) + ")", fontsize=9)
     return _attach(fig, rows, fits)
 
 

@@ -178,22 +178,22 @@ _DESIGN_LANGS = dict(target_high=("en", "fr", "de"), target_low=("gl", "sl", "bg
 # rate (40 %: 2.5× the predicted tokens per step, Wettig et al. 2023), pre-LN without dropout, lr 1e-3 at width
 # 128 and larger rates for narrower models (lr ∝ width^-3/4: 3e-3 beats 1e-3 at width 32).
 # Evaluation always masks 15 % (eval.mask_prob), so runs compare whatever their training mask rate.
-_DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=500, lr=1e-3, mask_prob=0.4,
+_DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=800, lr=1e-3, mask_prob=0.4,
                warmup_steps=50,
                model=ModelSpec(size="debug", num_layers=2, hidden_size=128, num_heads=4, ffn_size=512, pre_ln=True,
                                dropout=0.0, attention_dropout=0.0),
                lr_width_exponent=0.75, widths=(64, 128), sizes=("debug", "tiny", "mini"), vocabs=(1000, 4000),
                lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
-               tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=250, log_interval=25,
+               tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=400, log_interval=25,
                shared_tokenizer=True, vocab_lang_count=10, designs=("matched",), relations=("none", "related",
                                                                                               "unrelated"),
                target_share=2 / 3, device_flops=60e9, **_DESIGN_LANGS)
 
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
-    # the demo's recipe, 2× longer runs, three widths (16× in non-embedding parameters), all four design sets:
-    # about 20 minutes a seed on 2 CPU cores (the fixed design: add it with dataclasses.replace(designs=...))
-    "cpu": dataclasses.replace(_DEMO, steps=1000, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
+    # the demo's recipe, three widths (16× in non-embedding parameters), all four design sets at a target share
+    # of 1/2: about 25 minutes a seed on 2 CPU cores (the fixed design: add it with dataclasses.replace(designs=...))
+    "cpu": dataclasses.replace(_DEMO, steps=1600, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
                                designs=("matched",), target_share=0.5,
                                relations=("none", "related", "unrelated", "both"), eval_blocks=16,
                                checkpoint_interval=500, log_interval=50),
