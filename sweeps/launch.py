@@ -96,7 +96,7 @@ def cmd_dry_run(args) -> int:
             members = [x for x in str(tags.get(key, "")).split(",") if x in per_lang]
             return _si(sum(per_lang[x] for x in members) / len(members)) if members else "-"
 
-        seconds = flops / preset.device_flops if preset.device_flops else None
+        seconds = preset.predicted_seconds(flops, tokens)
         total_s += seconds or 0.0
         rows.append([c.name, tags.get("design", "-"), c.model.size, mcfg.hidden_size, mcfg.num_layers,
                      c.data.vocab_size, len(c.data.langs) or "all", _si(p["embedding"]), _si(p["non_embedding"]),
@@ -111,7 +111,8 @@ def cmd_dry_run(args) -> int:
           "(LM head: dense + LayerNorm + bias, projection tied; FLOPs count matmuls, the head at masked tokens)")
     if preset.device_flops:
         print(f"predicted time of one run after another at the {args.scale} scale's "
-              f"{preset.device_flops / 1e12:.3g} TFLOP/s sustained per run ({sweeps.DEVICE_NOTE[args.scale]}): "
+              f"{preset.device_flops / 1e12:.3g} TFLOP/s sustained per run + {preset.token_overhead_s * 1e6:.3g} µs "
+              f"per token ({sweeps.DEVICE_NOTE[args.scale]}): "
               f"{_duration(total_s)}; tokens per target: expected from the corpus's sizes (bytes) and sampling")
     return 0
 

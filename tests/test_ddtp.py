@@ -311,13 +311,22 @@ SMALL = dataclasses.replace(FT.DDTP_CONFIG, max_train_examples=48, max_eval_exam
                             seeds=(0, 1))
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the fine-tuning below, restored after: later tests in this process (the trainer's
+    in-process reference runs) must compute with the thread count they started with."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.timeout(600)
-def test_suite_end_to_end_on_a_debug_run(real, debug_run):
+def test_suite_end_to_end_on_a_debug_run(real, debug_run, one_thread):
     from xlmr_core import plots, results
     from xlmr_core.evaluate import evaluate_run, format_results
 
     out, meta = real
-    torch.set_num_threads(1)
     res = evaluate_run(debug_run, ["ddtp"], ddtp_cfg=SMALL, ddtp_retrieval=10, quiet=True)
     r = res["ddtp"]
     assert r["mode"] == "zero-shot" and r["train_langs"] == ["en"] and r["n_train"] == 48 and r["n_seeds"] == 2
@@ -339,11 +348,10 @@ def test_suite_end_to_end_on_a_debug_run(real, debug_run):
 
 
 @pytest.mark.timeout(600)
-def test_translate_train_all_takes_every_language(real, debug_run):
+def test_translate_train_all_takes_every_language(real, debug_run, one_thread):
     from xlmr_core.train import load_run
 
     model, tok, _ = load_run(debug_run)
-    torch.set_num_threads(1)
     cfg = dataclasses.replace(SMALL, translate_train_all=True, seeds=(0,))
     r = FT.ddtp_transfer(model, tok, real[0], cfg)
     assert r["mode"] == "translate-train-all" and r["train_langs"][0] == "en" and len(r["train_langs"]) > 10

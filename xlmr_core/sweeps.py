@@ -138,7 +138,16 @@ class Preset:
     ``steps / target_share`` steps, so each target sees the tokens of the targets-only run."""
     device_flops: float = 0.0
     """Sustained training FLOP/s of one run on the scale's reference machine, for ``dry-run``'s predicted
-    times (0: no prediction). Measured on a 2-core CPU for demo/cpu; an assumed MFU for gpu."""
+    times (0: no prediction). Fitted to the demo's runs on a 2-core CPU for demo/cpu; an assumed MFU for gpu."""
+    token_overhead_s: float = 0.0
+    """Seconds per training token beyond the FLOPs (batches, masking, per-operation overhead, evaluation),
+    the second term of ``dry-run``'s predicted time."""
+
+    def predicted_seconds(self, flops: float, tokens: float) -> float | None:
+        """Predicted wall time of one run, or None without a measured throughput."""
+        if not self.device_flops:
+            return None
+        return flops / self.device_flops + tokens * self.token_overhead_s
 
     def __post_init__(self):
         if self.widths[0] <= 0 or not self.lang_counts or not set(self.wide_lang_counts) <= set(self.lang_counts):
@@ -187,12 +196,12 @@ _DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=800, lr=
                tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=400, log_interval=25,
                shared_tokenizer=True, vocab_lang_count=10, designs=("matched",), relations=("none", "related",
                                                                                               "unrelated"),
-               target_share=2 / 3, device_flops=60e9, **_DESIGN_LANGS)
+               target_share=2 / 3, device_flops=65e9, token_overhead_s=18e-6, **_DESIGN_LANGS)
 
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
     # the demo's recipe, three widths (16× in non-embedding parameters), all four design sets at a target share
-    # of 1/2: about 25 minutes a seed on 2 CPU cores (the fixed design: add it with dataclasses.replace(designs=...))
+    # of 1/2: about 20 minutes a seed on 2 CPU cores, predicted by dry-run (the fixed design: designs=...)
     "cpu": dataclasses.replace(_DEMO, steps=1000, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
                                designs=("matched",), target_share=0.5,
                                relations=("none", "related", "unrelated", "both"), eval_blocks=16,
@@ -221,8 +230,8 @@ PRESETS["gpu-slice"] = dataclasses.replace(PRESETS["gpu"], steps=300, widths=(12
                                            checkpoint_interval=300, log_interval=25)
 
 DEVICE_NOTE: dict[str, str] = {
-    "demo": "measured: one run per core of a 2-core CPU, fp32",
-    "cpu": "measured: one run per core of a 2-core CPU, fp32",
+    "demo": "fitted to the demo's six runs, two at a time on a 2-core CPU, fp32 (2026-12-02)",
+    "cpu": "fitted to the demo's six runs, two at a time on a 2-core CPU, fp32 (2026-12-02)",
     "gpu": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, not yet measured",
     "gpu-slice": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, not yet measured",
     "paper": "assumed: 40 % MFU of one A100 (312 TFLOP/s)",
