@@ -34,7 +34,7 @@ from .data import ShardSet, shards_for
 from .democorpus.ddtp import ensure_ddtp
 from .errors import XlmrError
 from .fsutil import atomic_write_json, file_lock
-from .heldout import bpb_suite, mlm_eval  # noqa: F401  (mlm_eval: part of this module's API)
+from .heldout import bpb_suite, mlm_eval, model_device  # noqa: F401  (mlm_eval: part of this module's API)
 from .tokenizer import tokenizer_metrics
 
 LN2 = math.log(2.0)
@@ -54,12 +54,6 @@ TEXT_SETS = ("docs_heldout", "udhr_para")
 UNSEEN_LANGS = ("eu", "ca", "cy", "ga", "is", "eo", "sw", "yo", "ha", "zu", "mi", "qu")
 """Languages evaluated besides the training ones (zero-shot when the run did not train on them):
 mostly UDHR-only languages of several families and scripts, plus some corpus languages that small runs skip."""
-
-
-def _device_of(model: torch.nn.Module, device) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return next(model.parameters()).device
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +131,7 @@ def embed(model, tokenizer, texts: Sequence[str], *, layer: int | None = None, b
     max_len = min(max_len, model.config.max_positions)
     if max_len < 3:
         raise XlmrError(f"max_len={max_len} leaves no room for text between <s> and </s>")
-    dev = _device_of(model, device)
+    dev = model_device(model, device)
     ids = [[tokenizer.bos_id, *x[:max_len - 2], tokenizer.eos_id] for x in tokenizer.encode_batch(list(texts))]
     out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
     order = np.argsort([len(x) for x in ids], kind="stable")  # similar lengths in a batch: little padding
@@ -253,7 +247,7 @@ def pseudo_log_likelihood(model, tokenizer, texts: Sequence[str], *, max_texts: 
             rows_t.append(t)
         n_bytes += len(text.encode("utf-8"))
         n_texts += 1
-    dev = _device_of(model, device)
+    dev = model_device(model, device)
     was_training = model.training
     model.eval()
     nll = 0.0

@@ -59,7 +59,8 @@ def language_unigram(shards: ShardSet, lang: str, special_ids: Sequence[int]) ->
     return _UNIGRAM_CACHE[key]
 
 
-def _device_of(model: torch.nn.Module, device) -> torch.device:
+def model_device(model: torch.nn.Module, device) -> torch.device:
+    """``device`` if given, else the device of the model's parameters."""
     if device is not None:
         return torch.device(device)
     return next(model.parameters()).device
@@ -82,7 +83,7 @@ def mlm_eval(model, blocks: np.ndarray, *, bytes_per_token: float, mask_id: int,
         raise XlmrError(f"mlm_eval needs a non-empty (N, T) array of blocks, got shape {blocks.shape}")
     if not bytes_per_token > 0:
         raise XlmrError(f"mlm_eval: bytes_per_token must be > 0, got {bytes_per_token}")
-    dev = _device_of(model, device)
+    dev = model_device(model, device)
     cfg = MaskConfig(mask_prob=mask_prob)
     specials = sorted(int(s) for s in special_ids)
 

@@ -227,6 +227,23 @@ def _single(df: pd.DataFrame, col: str, what: str):
     return vals[0] if len(vals) else None
 
 
+def _paper_capacity_axis(ax, xs, panel: str) -> pd.DataFrame:
+    """The paper's stated XNLI endpoints (7 → 100 languages) on a secondary axis of ``ax``, whose x is the
+    number of languages; the legend merges both axes. Returns the drawn rows (for ``plotted_data``)."""
+    p = PAPER_XNLI["capacity"]
+    ax.set_xlim(min(xs[0], p["n_langs"][0]) / 1.2, max(xs[-1], p["n_langs"][-1]) * 1.2)
+    _log2_axis(ax, [*xs, *p["n_langs"]])
+    twin = ax.twinx()
+    twin.plot(p["n_langs"], p["xnli_all"], label="paper (XNLI acc.), all languages", **PAPER_STYLE)
+    twin.set_ylabel("paper (XNLI acc., %)", fontsize=7, color="0.45")
+    twin.tick_params(labelsize=6, colors="0.45")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=5.5, loc="best")
+    return pd.DataFrame({"x": p["n_langs"], "y": p["xnli_all"], "err": np.nan, "n": 1, "panel": panel,
+                         "series": "paper (XNLI acc.)"})
+
+
 # ---------------------------------------------------------------- capacity dilution (Figures 2 and 4)
 
 
@@ -247,6 +264,7 @@ def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n
     steps = _single(df, "steps", "capacity_dilution") if "steps" in df.columns else None
     df["lang_tokens"] = df["tokens"] * df["prob"] if "prob" in df.columns else np.nan
     ys = [metric] + (["retrieval"] if retrieval and retrieval_accuracy(df).notna().any() else [])
+    chance = retrieval_chance(df)
     fig, axes = _figure(len(ys) + 1, 2)
     hues = sorted(df[hue].dropna().unique())
     colors = dict(zip(hues, _colors(len(hues))))
@@ -270,9 +288,8 @@ def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n
                 rows.append(pts.assign(panel=panel, series=series))
                 fits.append(dict(panel=panel, series=series, **{k: fit[k] for k in
                                                                 ("slope", "slope_se", "intercept", "n")}))
-            if ycol == "retrieval" and np.isfinite(retrieval_chance(df)):
-                ax.axhline(retrieval_chance(df), color="0.3", lw=0.8, ls=":",
-                           label=f"chance ({retrieval_chance(df):.3f})")
+            if ycol == "retrieval" and np.isfinite(chance):
+                ax.axhline(chance, color="0.3", lw=0.8, ls=":", label=f"chance ({chance:.3f})")
             if ycol in ("bpb_below_unigram", "unigram_gain"):
                 ax.axhline(0.0, color="0.3", lw=0.8, ls=":", label="unigram baseline")
             ax.set_title(f"{group}-resource languages" + (f", {steps:g} steps" if steps and r == 0 else ""),
@@ -283,19 +300,7 @@ def capacity_dilution(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "n
             ax.legend(fontsize=6, loc="best")
     if paper and x == "n_langs":
         # the paper's stated endpoints on a secondary axis of the first panel (its x: number of languages too)
-        p = PAPER_XNLI["capacity"]
-        ax = axes[0, 0]
-        ax.set_xlim(min(xs[0], p["n_langs"][0]) / 1.2, max(xs[-1], p["n_langs"][-1]) * 1.2)
-        _log2_axis(ax, [*xs, *p["n_langs"]])
-        twin = ax.twinx()
-        twin.plot(p["n_langs"], p["xnli_all"], label="paper (XNLI acc.), all languages", **PAPER_STYLE)
-        twin.set_ylabel("paper (XNLI acc., %)", fontsize=7, color="0.45")
-        twin.tick_params(labelsize=6, colors="0.45")
-        handles, labels = ax.get_legend_handles_labels()
-        h2, l2 = twin.get_legend_handles_labels()
-        ax.legend(handles + h2, labels + l2, fontsize=5.5, loc="best")
-        rows.append(pd.DataFrame({"x": p["n_langs"], "y": p["xnli_all"], "err": np.nan, "n": 1,
-                                  "panel": f"{metric}:high", "series": "paper (XNLI acc.)"}))
+        rows.append(_paper_capacity_axis(axes[0, 0], xs, f"{metric}:high"))
 
     # matched per-language tokens: more languages in a fixed budget means fewer tokens for each of them
     per_run = run_group_means(df, metric, keys=[x, hue])
@@ -797,18 +802,7 @@ def transfer_accuracy(long_df: pd.DataFrame, x: str = "n_langs", *, hue: str | N
             ax.axvline(PAPER_XNLI["alpha"]["best"], label="paper (XNLI acc.): best α",
                        **{k: v for k, v in PAPER_STYLE.items() if k in ("color", "ls", "lw")})
         if paper and x == "n_langs" and g == "all":
-            p = PAPER_XNLI["capacity"]
-            ax.set_xlim(min(xs[0], p["n_langs"][0]) / 1.2, max(xs[-1], p["n_langs"][-1]) * 1.2)
-            _log2_axis(ax, [*xs, *p["n_langs"]])
-            twin = ax.twinx()
-            twin.plot(p["n_langs"], p["xnli_all"], label="paper (XNLI acc.), all languages", **PAPER_STYLE)
-            twin.set_ylabel("paper (XNLI acc., %)", fontsize=7, color="0.45")
-            twin.tick_params(labelsize=6, colors="0.45")
-            h1, l1 = ax.get_legend_handles_labels()
-            h2, l2 = twin.get_legend_handles_labels()
-            ax.legend(h1 + h2, l1 + l2, fontsize=5.5, loc="best")
-            rows.append(pd.DataFrame({"x": p["n_langs"], "y": p["xnli_all"], "err": np.nan, "n": 1,
-                                      "panel": "transfer:all", "series": "paper (XNLI acc.)"}))
+            rows.append(_paper_capacity_axis(ax, xs, "transfer:all"))
         else:
             ax.legend(fontsize=5.5, loc="best")
     steps = df["eval.ddtp.n_train"].dropna().unique() if "eval.ddtp.n_train" in df.columns else []

@@ -52,7 +52,7 @@ from .. import __version__, cache
 from ..errors import XlmrError
 from ..fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_lock
 from .build import BUILDER_VERSION as CORPUS_BUILDER_VERSION
-from .build import ensure_demo_corpus
+from .build import ensure_demo_corpus, read_meta
 from .fetch import sha256_file
 from .text import looks_english, norm_space, script_ok, stable_hash
 
@@ -577,14 +577,6 @@ def _release_info(path: Path | None) -> dict:
 
 
 # ---------------------------------------------------------------- the cached copy
-
-
-def read_meta(out_dir: str | os.PathLike) -> dict | None:
-    """meta.json of a finished build in ``out_dir``, or None if there is none (or it is unreadable)."""
-    try:
-        return json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _is_current(meta: dict | None) -> bool:
