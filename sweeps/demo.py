@@ -25,14 +25,20 @@ from xlmr_core.errors import XlmrError
 SWEEPS = ("capacity_dilution",)
 """What ``make demo`` runs by default: the capacity sweep (which is also the demo's scaling-law grid). The
 vocabulary sweep does not fit the 10-minute budget beside it: ``--sweeps capacity_dilution,vocab_scaling``."""
-SUITES = {"capacity_dilution": ("retrieval", "tokenizer"), "vocab_scaling": ("tokenizer",),
-          "sampling_alpha": ("tokenizer",)}
+SUITES = {"capacity_dilution": ("retrieval", "tokenizer", "ddtp"), "vocab_scaling": ("tokenizer", "ddtp"),
+          "sampling_alpha": ("tokenizer", "ddtp"), "scaling_laws": ()}
 """Evaluation suites per sweep beyond the trainer's own held-out bits per byte and unigram baseline (which
 ``final.json`` always has): what its notebook plots. PLL is left out: it is the slowest and not plotted."""
+DEMO_SKIPS = ("ddtp",)
+"""Suites the ``demo`` scale leaves out: DDTP transfer takes about 20-40 s a run, which the 10-minute budget does
+not hold, and models pretrained on the demo's 2M tokens stay near chance on it."""
 EVAL_OPTIONS = {"sets": ("instguide", "udhr_para"), "max_items": 200, "unseen": ("eu", "sw", "yo", "cy")}
 """Retrieval kept small enough for minutes: two parallel sets, 200 items, four languages never trained on."""
 NOTEBOOKS = {"capacity_dilution": ("capacity_dilution", "scaling_laws", "explore"),
-             "vocab_scaling": ("vocab_scaling",), "sampling_alpha": ("sampling_alpha",)}
+             "vocab_scaling": ("vocab_scaling",), "sampling_alpha": ("sampling_alpha",),
+             "scaling_laws": ("scaling_laws",)}
+"""Notebooks per sweep; ``scaling_laws`` (the cpu and gpu scales' law grid) reads its own runs and the capacity
+sweep's, which are its budget-1 points."""
 
 
 class Stages:
@@ -85,13 +91,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus: {corpus}", flush=True)
         st.end("corpus", t)
 
+        suites = {name: tuple(x for x in SUITES[name] if args.scale != "demo" or x not in DEMO_SKIPS)
+                  for name in names}
+        if any("ddtp" in v for v in suites.values()):
+            t = st.start("DDTP transfer data set (built once: a private apt-get update, then cached)")
+            from xlmr_core.democorpus.ddtp import ensure_ddtp
+
+            print(f"ddtp: {ensure_ddtp()}", flush=True)
+            st.end("ddtp", t)
+
         opts = jobs.LaunchOptions(array_parallelism=args.parallel, time_min=120)
         failed: list[str] = []
         for name in names:
             t = st.start(f"sweep {name} (local executor: tokenizer + shards from the cache → train → evaluate)")
             cfgs = sweeps.get_sweep(name, args.scale, seeds, root, corpus)
             print(f"{len(cfgs)} runs: {', '.join(c.name for c in cfgs)}", flush=True)
-            jobs.launch(cfgs, "local", opts, root / name, SUITES[name], eval_options=EVAL_OPTIONS)
+            jobs.launch(cfgs, "local", opts, root / name, suites[name], eval_options=EVAL_OPTIONS)
             states = jobs.sweep_status(root / name, True, [c.run_dir for c in cfgs])
             bad = {n: s for n, s in states.items() if s.state != "done"}
             for n, s in bad.items():
@@ -106,9 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         t = st.start("notebooks (papermill)")
         from xlmr_core.notebooks import run_notebooks
 
-        nbs = [nb for name in names for nb in NOTEBOOKS[name]]
+        nbs = list(dict.fromkeys(nb for name in names for nb in NOTEBOOKS[name]))
+        if "scaling_laws" in names:  # the law grid: its own runs and the capacity sweep's (budget 1)
+            nbs.remove("scaling_laws")
         # fewer bootstrap refits of the laws than the notebook's default: seconds, not minutes
         executed = run_notebooks(root, figures, names=nbs, parameters={"n_boot": 50})
+        if "scaling_laws" in names:
+            executed.update(run_notebooks(root, figures, names=("scaling_laws",), sweep="capacity_dilution,scaling_laws",
+                                          parameters={"n_boot": 50}))
         st.end("notebooks", t)
     except XlmrError as e:
         print(f"error: {e}", file=sys.stderr)

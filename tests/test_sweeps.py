@@ -92,9 +92,21 @@ def test_every_sweep_at_every_scale_has_unique_named_runs(tmp_path, demo_corpus)
                 continue
             runs = sweeps.get_sweep(name, scale, (0, 3), tmp_path, demo_corpus if scale != "paper" else None)
             assert len({r.name for r in runs}) == len(runs) > 0
-            # the demo's scaling-law grid is the capacity sweep's own runs: trained once
-            tagged = "capacity_dilution" if name == "scaling_laws" and scale == "demo" else name
-            assert all(r.name.endswith(("-s0", "-s3")) and f"sweep={tagged}" in r.tags for r in runs)
+            assert all(r.name.endswith(("-s0", "-s3")) for r in runs)
+            if name != "scaling_laws":
+                assert all(f"sweep={name}" in r.tags for r in runs)
+                continue
+            # the law grid's budget-1 points are the capacity sweep's own runs (same config, same directory):
+            # trained once for both; at the demo scale that is the whole grid
+            capacity = {r.run_dir: r for r in sweeps.get_sweep("capacity_dilution", scale, (0, 3), tmp_path,
+                                                               demo_corpus)}
+            shared = [r for r in runs if "sweep=capacity_dilution" in r.tags]
+            assert shared and all(capacity[r.run_dir] == r for r in shared)
+            assert len(shared) == len(capacity)
+            own = [r for r in runs if "sweep=scaling_laws" in r.tags]
+            assert len(own) + len(shared) == len(runs)
+            assert (len(own) == 0) == (scale not in sweeps.LAW_BUDGETS)
+            assert all("budget=" in " ".join(r.tags) and "-b" in r.name for r in own)
     with pytest.raises(sweeps.XlmrError, match="unknown scale 'huge'"):
         sweeps.get_sweep("model_size", "huge")
 

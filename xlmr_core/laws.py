@@ -301,19 +301,31 @@ def _empty_table(loss: str, note: str) -> pd.DataFrame:
     return df
 
 
-def load_table(sweep_dir: str | os.PathLike, loss: str = "bpb", **kw) -> pd.DataFrame:
-    """``fitting_table(results.load_long(sweep_dir), loss, **kw)``; a sweep that is missing, has no finished
-    runs or lacks the loss asked for gives an empty table whose ``attrs["note"]`` says why (and prints it): fits
-    on it are flagged, not raised, so a notebook runs through on whatever results exist."""
+def load_table(sweep_dir: str | os.PathLike | Sequence[str | os.PathLike], loss: str = "bpb",
+               **kw) -> pd.DataFrame:
+    """``fitting_table(results.load_long(sweep_dir), loss, **kw)``; several sweep directories are read into one
+    table (the law grid's own runs and the capacity sweep's, its budget-1 points), skipping missing ones. A sweep
+    that is missing, has no finished runs or lacks the loss asked for gives an empty table whose
+    ``attrs["note"]`` says why (and prints it): fits on it are flagged, not raised, so a notebook runs through
+    on whatever results exist."""
     from .results import load_long
 
+    dirs = [Path(sweep_dir)] if isinstance(sweep_dir, (str, os.PathLike)) else [Path(d) for d in sweep_dir]
+    frames, errors = [], []
+    for d in dirs:
+        try:
+            frames.append(load_long(d))
+        except XlmrError as e:
+            errors.append(str(e))
     try:
-        table = fitting_table(load_long(sweep_dir), loss, **kw)
+        if not frames:
+            raise XlmrError("; ".join(errors) or "no sweep directory given")
+        table = fitting_table(pd.concat(frames, ignore_index=True), loss, **kw)
     except XlmrError as e:
         print(f"no results to fit: {e}")
         return _empty_table(loss, str(e))
     if table.empty:
-        table.attrs["note"] = f"no finished runs with a {loss} value in {Path(sweep_dir)}"
+        table.attrs["note"] = f"no finished runs with a {loss} value in {', '.join(str(d) for d in dirs)}"
         print(f"no results to fit: {table.attrs['note']}")
     return table
 

@@ -200,11 +200,12 @@ _DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=800, lr=
 
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
-    # the demo's recipe, three widths (16× in non-embedding parameters), all four design sets at a target share
-    # of 1/2: about 20 minutes a seed on 2 CPU cores, predicted by dry-run (the fixed design: designs=...)
-    "cpu": dataclasses.replace(_DEMO, steps=1000, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
+    # the demo's recipe, three widths (16× in non-embedding parameters), 1.9× the demo's tokens per target, the
+    # targets alone, + related and + unrelated at a target share of 1/2: about 14 minutes a seed for the capacity
+    # sweep on 2 CPU cores (two runs at once), predicted by dry-run (the fixed design: designs=...)
+    "cpu": dataclasses.replace(_DEMO, steps=1500, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
                                designs=("matched",), target_share=0.5,
-                               relations=("none", "related", "unrelated", "both"), eval_blocks=16,
+                               relations=("none", "related", "unrelated"), eval_blocks=16,
                                checkpoint_interval=500, log_interval=50),
     # one GPU, the demo corpus: 4-layer models of width 128-512 (16× in non-embedding parameters), 16K pieces
     # over the 18 design languages, 131M tokens for the targets alone; the capacity sweep's 24 runs predict
@@ -238,9 +239,11 @@ DEVICE_NOTE: dict[str, str] = {
 }
 """Where each scale's ``device_flops`` comes from."""
 
-LAW_BUDGETS: dict[str, tuple[float, ...]] = {"cpu": (0.5, 1.0, 2.0), "gpu": (0.25, 0.5, 1.0, 2.0)}
-"""Target-token budgets (× the scale's steps) of the scaling-law grid; at the demo scale the grid is the capacity
-sweep's own runs (one budget: K and N vary, D_t only between languages and designs)."""
+LAW_BUDGETS: dict[str, tuple[float, ...]] = {"cpu": (0.25, 0.5, 1.0), "gpu": (0.25, 0.5, 1.0, 2.0)}
+"""Target-token budgets (× the scale's steps) of the scaling-law grid. Budget 1 is the capacity sweep's own runs
+(same configs, same directories under ``capacity_dilution/``), so a grid after the capacity sweep trains only the
+other budgets; at the demo scale the grid is the capacity sweep (one budget: K and N vary, D_t only between
+languages and designs)."""
 
 SCALES = tuple(PRESETS)
 
@@ -431,6 +434,8 @@ def _capacity_designs(p: Preset, scale: str, seeds, root, corpus: str, sweep: st
                 alone = relation == "none"
                 for budget in budgets:
                     steps = round(p.steps * budget / (1 if design == "matched" and alone else p.target_share))
+                    # budget 1 of the law grid is the capacity sweep's run itself
+                    own = len(budgets) > 1 and budget != 1.0
                     for seed in seeds:
                         cfg = _base_config(p, corpus, seed)
                         data = dataclasses.replace(cfg.data, langs=langs, tokenizer_langs=tok_langs)
@@ -439,13 +444,13 @@ def _capacity_designs(p: Preset, scale: str, seeds, root, corpus: str, sweep: st
                         lr = p.lr * (hidden_of(p.model) / width) ** p.lr_width_exponent
                         cfg = dataclasses.replace(cfg, model=spec, data=data, optim=OptimConfig(lr=lr),
                                                   schedule=dataclasses.replace(cfg.schedule, steps=steps))
-                        point = f"{design}-{relation}-L{len(langs):03d}-h{width}" + (
-                            f"-b{budget:g}" if len(budgets) > 1 else "")
+                        point = f"{design}-{relation}-L{len(langs):03d}-h{width}" + (f"-b{budget:g}" if own else "")
                         tags = {"design": design, "relation": relation, "n_langs": len(langs), "width": width,
                                 "high": p.target_high, "low": p.target_low, "targets": p.targets}
-                        if len(budgets) > 1:
+                        if own:
                             tags["budget"] = budget
-                        runs.append(_finish(cfg, root, sweep, point, seed, tags, scale))
+                        runs.append(_finish(cfg, root, sweep if own else "capacity_dilution", point, seed, tags,
+                                            scale))
     return runs
 
 
@@ -454,16 +459,17 @@ def scaling_laws(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str |
     """The grid over (K languages, N parameters, D_t target tokens) that ``laws`` fits: the matched and fixed
     designs' language sets × the capacity widths × the scale's target budgets (``LAW_BUDGETS``).
 
-    At the demo scale it is the capacity sweep's grid itself (one budget), so ``make demo`` trains it once.
+    Its budget-1 runs are the capacity sweep's (under ``capacity_dilution/``), trained once for both; the laws
+    read both directories (``laws.load_table([...capacity_dilution, ...scaling_laws])``). At the demo scale the
+    grid is the capacity sweep itself (one budget).
     """
     p = _preset(scale)
     corpus = _corpus_for(scale, corpus)
     if not p.target_high:
         raise XlmrError(f"the {scale} scale has no design languages for the scaling-law grid: "
                         "use scale demo, cpu or gpu")
-    budgets = LAW_BUDGETS.get(scale, (1.0,))
-    sweep = "capacity_dilution" if scale == "demo" else "scaling_laws"
-    return _capacity_designs(p, scale, seeds, root, corpus, sweep=sweep, budgets=budgets)
+    return _capacity_designs(p, scale, seeds, root, corpus, sweep="scaling_laws",
+                             budgets=LAW_BUDGETS.get(scale, (1.0,)))
 
 
 def expected_lang_tokens(cfg: RunConfig, sizes: dict[str, int]) -> dict[str, float]:
