@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         # fewer bootstrap refits of the laws than the notebook's default: seconds, not minutes
         executed = run_notebooks(root, figures, names=nbs, parameters={"n_boot": 50})
         if "scaling_laws" in names:
-            executed.update(run_notebooks(root, figures, names=("scaling_laws",), sweep="capacity_dilution,scaling_laws",
-                                          parameters={"n_boot": 50}))
+            executed.update(run_notebooks(root, figures, names=("scaling_laws",),
+                                          sweep="capacity_dilution,scaling_laws", parameters={"n_boot": 50}))
         st.end("notebooks", t)
     except XlmrError as e:
         print(f"error: {e}", file=sys.stderr)

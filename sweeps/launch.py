@@ -32,10 +32,26 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise XlmrError(f"--seeds {text!r}: give integers separated by commas, e.g. 0,1,2") from None
 
 
-def _suites(text: str | None):
+def _suites(text: str | None) -> tuple[str, ...]:
+    """``--suites``: comma-separated names, ``none``, or (not given) every offline suite, DDTP transfer included."""
+    from xlmr_core import evaluate
+
     if text is None:
-        return None
+        return tuple(evaluate.SUITES) + tuple(evaluate.TRANSFER_SUITES)
     return () if text in ("", "none") else tuple(s for s in text.split(",") if s)
+
+
+def _ensure_suite_data(suites: tuple[str, ...]) -> None:
+    """Build the DDTP data set here, before any job runs: compute nodes often have no network, and parallel jobs
+    must not build it at once."""
+    if "ddtp" in suites:
+        from xlmr_core.democorpus.ddtp import ensure_ddtp
+
+        try:
+            print(f"ddtp: {ensure_ddtp()}", flush=True)
+        except XlmrError as e:
+            raise XlmrError(f"{e}; or leave DDTP transfer out: --suites {','.join(s for s in suites if s != 'ddtp')}"
+                            ) from None
 
 
 def _runs(args) -> list:
@@ -126,7 +142,9 @@ def cmd_run(args) -> int:
                              array_parallelism=args.array_parallelism)
     if args.executor == "slurm" and args.corpus is None and args.scale == "paper" and not cfgs[0].data.corpus:
         raise XlmrError("the paper scale trains on CC-100: give --corpus DIR (one <lang>.txt[.xz] per language)")
-    out = jobs.launch(cfgs, args.executor, opts, _root(args) / args.sweep, _suites(args.suites), wait=args.wait)
+    suites = _suites(args.suites)
+    _ensure_suite_data(suites)
+    out = jobs.launch(cfgs, args.executor, opts, _root(args) / args.sweep, suites, wait=args.wait)
     if args.executor != "slurm":
         states = jobs.sweep_status(_root(args) / args.sweep)
         bad = [n for n in out.submitted if states.get(n) and states[n].state != "done"]
@@ -187,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="config override applied to every run, e.g. schedule.steps=20 (repeatable)")
             p.add_argument("--only", action="append", default=[], metavar="GLOB",
                            help="only the runs whose name matches (repeatable), e.g. 'L005-*'")
-            p.add_argument("--suites", help="evaluation suites, comma-separated, or 'none' (default: all offline)")
+            p.add_argument("--suites", help="evaluation suites, comma-separated, or 'none' (default: all offline, "
+                                                         "DDTP transfer included)")
 
     p = sub.add_parser("dry-run", help="list the runs with parameters, FLOPs and GPU-hours")
     common(p)

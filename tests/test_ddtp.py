@@ -386,6 +386,42 @@ def test_transfer_plot_marks_chance_majority_and_the_paper():
         plots.transfer_accuracy(pd.DataFrame(rows).assign(**{"eval.ddtp.accuracy": np.nan}))
 
 
+def test_transfer_by_design_splits_english_targets_and_the_rest():
+    from xlmr_core import plots
+
+    rng = np.random.default_rng(1)
+    sets = {"none": ["en", "fr", "gl"], "related": ["en", "fr", "gl", "es", "pt"], "unrelated": ["en", "fr", "gl",
+                                                                                             "ar", "ta"]}
+    rows = []
+    for w in (64, 128):
+        for rel, langs in sets.items():
+            for s in (0, 1, 2):
+                for lang in ("en", "fr", "es", "ja", "gl"):
+                    ddtp = lang != "gl"
+                    acc = 0.2 + w / 1000 + (0.05 if lang == "es" and rel == "related" else 0) + rng.normal(0, 0.005)
+                    rows.append({"run": f"{rel}-h{w}-s{s}", "status": "done", "seed": s, "width": w,
+                                 "design": "matched", "relation": rel, "n_langs": len(langs), "lang": lang,
+                                 "group": "high" if lang in ("en", "fr") else "low" if lang == "gl" else "other",
+                                 "eval.ddtp.accuracy": acc if ddtp else np.nan,
+                                 "eval.ddtp.majority": 0.1 if ddtp else np.nan,
+                                 "eval.ddtp.chance": 1 / 12 if ddtp else np.nan})
+    df = pd.DataFrame(rows)
+    fig = plots.transfer_designs(df)
+    d = fig.plotted_data
+    en = d[(d["panel"] == "matched:transfer:en") & (d["series"] == "width=128, related")]
+    assert list(en["x"]) == [3, 5] and (en["n"] == 3).all()
+    expect = df[(df["lang"] == "en") & (df["width"] == 128) & (df["relation"] == "related")]["eval.ddtp.accuracy"]
+    assert en["y"].iloc[1] == pytest.approx(expect.mean()) and en["err"].iloc[1] == pytest.approx(expect.std())
+    # the "others" panel averages es and ja per run: the related set's trained es lifts it by 0.025
+    oth = d[d["panel"] == "matched:transfer:others"].set_index("series")
+    rel, unrel = oth.loc["width=64, related"], oth.loc["width=64, unrelated"]
+    assert rel["y"].iloc[1] - unrel["y"].iloc[1] == pytest.approx(0.025, abs=0.01)
+    chance = d[(d["series"] == "chance") & (d["panel"] == "matched:transfer:targets")]["y"]
+    assert chance.iloc[0] == pytest.approx(1 / 12)
+    with pytest.raises(XlmrError, match="evaluate the runs with the ddtp suite"):
+        plots.transfer_designs(df.assign(**{"eval.ddtp.accuracy": np.nan}))
+
+
 def test_mean_pooling_head_ignores_padding_and_bad_values_are_refused():
     head = FT.ClassificationHead(8, 3, 0.0, pooling="mean").eval()
     h = torch.randn(1, 5, 8)

@@ -3,6 +3,7 @@ through the launcher's debug executor: every figure is written and the numbers d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlmr_core import jobs, notebooks, results, sweeps
+from xlmr_core import finetune, jobs, notebooks, results, sweeps
 from xlmr_core.config import apply_overrides
 
 NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "scaling_laws", "explore")
@@ -18,6 +19,10 @@ NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "scaling_la
 TINY = ["model.size=debug", "schedule.steps=6", "data.seq_len=32", "data.batch_tokens=256",
         "data.micro_batch_blocks=0", "data.tokenizer_sample_lines=8000", "eval.max_blocks=2", "eval.draws=1",
         "log_interval=2", "checkpoint.interval=6"]
+
+DDTP_TINY = dataclasses.replace(finetune.DDTP_CONFIG, max_train_examples=48, max_eval_examples=12, epochs=1,
+                                max_len=32)
+"""DDTP transfer in seconds: 48 English training examples, 12 test items per language."""
 
 
 def _launch(cfgs, root: Path, sweep: str) -> None:
@@ -43,14 +48,19 @@ def tiny_results(tmp_path_factory, demo_corpus) -> Path:
     cap = [apply_overrides(c, TINY + ["data.vocab_size=2000", f"data.tokenizer_langs=[{twelve}]"]) for c in cap]
     assert len(cap) == 8
     _launch(cap, root, "capacity_dilution")
-    for c in cap:  # retrieval on a small parallel set (the launcher's default suites would take minutes here)
-        evaluate_run(c.run_dir, ["retrieval"], sets=("udhr_para",), max_items=30, unseen=(), quiet=True)
+    # retrieval on a small parallel set and DDTP transfer from a few English examples (the launcher's default
+    # suites would take minutes here)
+    for c in cap:
+        evaluate_run(c.run_dir, ["retrieval", "ddtp"], sets=("udhr_para",), max_items=30, unseen=(),
+                     ddtp_cfg=DDTP_TINY, quiet=True)
     langs = ",".join(cap[0].data.langs)  # the five languages of the smallest set: shared tokenizers and shards
     voc = [apply_overrides(c, TINY + [f"data.langs=[{langs}]"])
            for c in sweeps.get_sweep("vocab_scaling", "demo", (0,), root, demo_corpus)
            if c.name.startswith(("v001k-", "v004k-"))]
     assert len(voc) == 4
     _launch(voc, root, "vocab_scaling")
+    for c in voc:
+        evaluate_run(c.run_dir, ["ddtp"], ddtp_cfg=DDTP_TINY, quiet=True)
     alpha = [apply_overrides(c, TINY + [f"data.langs=[{langs}]", "data.vocab_size=2000"])
              for c in sweeps.get_sweep("sampling_alpha", "demo", (0,), root, demo_corpus)
              if c.name.startswith(("a0.3-", "a1-"))]
@@ -137,6 +147,21 @@ def test_plotted_numbers_match_the_results_table(executed, tiny_results):
         for a, value in _group_means(long, group, "bpb", ["alpha"]).items():
             got = drawn[(drawn["panel"] == "bpb") & (drawn["series"] == group) & np.isclose(drawn["x"], a)]
             assert got["y"].iloc[0] == pytest.approx(value, rel=1e-9)
+
+    # transfer: English and zero-shot DDTP accuracy per (languages, width), seeds averaged, beside chance
+    long = results.load_long(tiny_results / "capacity_dilution")
+    drawn = pd.read_csv(executed / "capacity_dilution_transfer.csv")
+    en = long[long["lang"] == "en"].groupby(["run", "n_langs", "width"])["eval.ddtp.accuracy"].mean()
+    want = en.groupby(["n_langs", "width"]).mean()
+    assert len(want) == 4
+    for (n, w), value in want.items():
+        got = drawn[(drawn["panel"] == "matched:transfer:en") & (drawn["x"] == n)
+                    & (drawn["series"] == f"width={w}, related")]
+        assert len(got) == 1 and got["y"].iloc[0] == pytest.approx(value, rel=1e-9) and got["n"].iloc[0] == 2
+    chance = drawn[drawn["series"] == "chance"]["y"]
+    assert len(chance) and np.allclose(chance, 1 / len(finetune.get_task("ddtp").labels))
+    drawn = pd.read_csv(executed / "vocab_scaling_transfer.csv")
+    assert drawn[drawn["series"] != "chance"]["y"].dropna().between(0, 1).all()
 
     # training curves: the logged steps of every capacity point, loss in bits
     curves = results.load_curves(tiny_results / "capacity_dilution")

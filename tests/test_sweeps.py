@@ -240,3 +240,23 @@ def test_status_of_a_killed_local_run_shows_failed_with_its_error(tmp_path):
                                                   "host": "elsewhere"}))
     st = jobs.run_state(run_dir)
     assert st.state == "failed" and st.error == "xlmr_core.errors.XlmrError: corpus directory /nope not found"
+
+
+def test_default_suites_include_ddtp_transfer_beyond_the_demo_scale():
+    import importlib.util
+
+    from xlmr_core import evaluate
+
+    def module(name):
+        spec = importlib.util.spec_from_file_location(f"_sweeps_{name}", REPO / "sweeps" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    launch, demo = module("launch"), module("demo")
+    assert launch._suites(None) == (*evaluate.SUITES, "ddtp") and launch._suites("none") == ()
+    assert launch._suites("bpb,ddtp") == ("bpb", "ddtp")
+    # the demo script runs DDTP at every scale but the demo's (its 10 minutes), for each sweep with a notebook
+    assert all("ddtp" in demo.SUITES[s] for s in ("capacity_dilution", "vocab_scaling", "sampling_alpha"))
+    assert demo.DEMO_SKIPS == ("ddtp",)
+    assert "scaling_laws" in demo.NOTEBOOKS["scaling_laws"]

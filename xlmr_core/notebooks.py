@@ -23,7 +23,8 @@ ANALYSIS: dict[str, str] = {
     "scaling_laws": "capacity_dilution",
 }
 """Notebook name -> the sweep it analyses (its results are ``results_dir/<sweep>``). The laws default to the
-capacity sweep (its K × N grid, the demo's); at the cpu and gpu scales pass ``sweep="scaling_laws"``."""
+capacity sweep (its K × N grid, the demo's); at the cpu and gpu scales pass ``sweep="capacity_dilution,scaling_laws"``
+(the law grid and its budget-1 points, the capacity sweep's runs)."""
 FIGURES: dict[str, tuple[str, ...]] = {
     "capacity_dilution": ("capacity_dilution", "capacity_dilution_bpb", "capacity_dilution_curves"),
     "vocab_scaling": ("vocab_scaling", "vocab_scaling_curves"),

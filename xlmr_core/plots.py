@@ -809,3 +809,95 @@ def transfer_accuracy(long_df: pd.DataFrame, x: str = "n_langs", *, hue: str | N
     fig.suptitle("Zero-shot transfer: fine-tuned on English DDTP descriptions, tested in each language"
                  + (f" ({int(steps[0])} training examples)" if len(steps) == 1 else ""), fontsize=9)
     return _attach(fig, rows, fits)
+
+
+TRANSFER_PANELS = {"en": "English (the fine-tuning language)", "targets": "zero-shot: the other high-resource targets",
+                   "others": "zero-shot: every other DDTP language"}
+"""The language groups of ``transfer_designs``' panels."""
+
+
+def transfer_designs(long_df: pd.DataFrame, column: str = TRANSFER_COLUMN, *, hue: str = "width") -> Figure:
+    """The capacity sweep's designs seen through zero-shot transfer: DDTP topic accuracy against the number of
+    languages, one row per design, one panel per language group (``TRANSFER_PANELS``: English, in which the
+    classifier is fine-tuned; the other high-resource targets; every other DDTP language, the paper's
+    all-language average without English), one colour per model width, related (solid) and unrelated (dashed)
+    added languages, ±1 s.d. over seeds; chance and the majority-class rate marked. Languages added in a set
+    (e.g. es, pt, ru, uk with the related set) are trained on there and unseen in the others: the last panel
+    mixes both, as the paper's average over XNLI languages does."""
+    _need(long_df, ["run", "lang", "n_langs", "design", "relation", column], "transfer_designs")
+    df = _done(long_df).copy()
+    df = df[df["relation"] != "nested"]
+    if hue not in df.columns:
+        df[hue] = "all"
+    df["_cat"] = np.where(df["lang"] == "en", "en", np.where(resource_groups(df) == "high", "targets", "others"))
+    df = df.dropna(subset=[column])
+    designs = [d for d in ("matched", "fixed") if d in set(df["design"])]
+    if df.empty or not designs:
+        raise XlmrError(f"transfer_designs: no run of the matched or fixed design has {column}: evaluate the "
+                        "runs with the ddtp suite (`xlmr eval RUN --suite ddtp`)")
+    per_run = df.groupby(["run", "seed", "design", "n_langs", "relation", hue, "_cat"], dropna=False)[column] \
+        .mean().reset_index()
+    chance = float(df["eval.ddtp.chance"].mean()) if "eval.ddtp.chance" in df.columns else math.nan
+    fig, axes = _figure(len(designs), len(TRANSFER_PANELS))
+    hues = sorted(df[hue].dropna().unique())
+    colors = dict(zip(hues, _colors(len(hues))))
+    rows, fits = [], []
+    for di, design in enumerate(designs):
+        for c, (cat, title) in enumerate(TRANSFER_PANELS.items()):
+            ax = axes[di, c]
+            sub = per_run[(per_run["design"] == design) & (per_run["_cat"] == cat)]
+            panel = f"{design}:transfer:{cat}"
+            for h in hues:
+                for rel in ("related", "unrelated"):
+                    path = sub[(sub[hue] == h) & sub["relation"].isin(("none", rel, "both"))]
+                    pts = seed_stats(path, ["n_langs"], column).rename(columns={"n_langs": "x"})
+                    if pts.empty:
+                        continue
+                    fit = fit_log_trend(path["n_langs"], path[column])
+                    series = f"{hue}={h:g}, {rel}" if isinstance(h, (int, float, np.number)) else f"{h}, {rel}"
+                    _errorbar(ax, pts, color=colors[h], label=f"{series}  {fit['slope']:+.3f}/2×",
+                              **RELATION_STYLE[rel])
+                    rows.append(pts.assign(panel=panel, series=series))
+                    fits.append(dict(panel=panel, series=series,
+                                     **{k: fit[k] for k in ("slope", "slope_se", "intercept", "n")}))
+            items = df[(df["design"] == design) & (df["_cat"] == cat)]
+            majority = float(items["eval.ddtp.majority"].mean()) if "eval.ddtp.majority" in items.columns \
+                else math.nan
+            for name, v, ls in (("chance", chance, ":"), ("majority class", majority, "-.")):
+                if np.isfinite(v):
+                    ax.axhline(v, color="0.55", ls=ls, lw=0.9, label=f"{name} {v:.3f}")
+                    rows.append(pd.DataFrame({"x": [np.nan], "y": [v], "err": [np.nan], "n": [np.nan],
+                                              "panel": [panel], "series": [name]}))
+            langs = sorted(items["lang"].unique())
+            if not langs:
+                ax.text(0.5, 0.5, "no DDTP language in this group", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=8, color="0.4")
+            ax.set_title(f"{design} design: {title}\n{', '.join(langs[:9])}{' …' if len(langs) > 9 else ''}",
+                         fontsize=7)
+            ax.set_xlabel("languages in training (log scale)")
+            ax.set_ylabel("DDTP topic accuracy ↑", fontsize=8)
+            _log2_axis(ax, sorted(df["n_langs"].unique()))
+            ax.legend(fontsize=5, loc="best")
+    n_train = df["eval.ddtp.n_train"].dropna().unique() if "eval.ddtp.n_train" in df.columns else []
+    fig.suptitle("Zero-shot transfer by design: fine-tuned on English DDTP descriptions"
+                 + (f" ({int(n_train[0])} examples)" if len(n_train) == 1 else "") + ", tested in each language",
+                 fontsize=9)
+    return _attach(fig, rows, fits)
+
+
+def has_transfer(long_df: pd.DataFrame, column: str = TRANSFER_COLUMN) -> bool:
+    """Whether any finished run of the frame has DDTP transfer results."""
+    return column in long_df.columns and "status" in long_df.columns and _done(long_df)[column].notna().any()
+
+
+def transfer(long_df: pd.DataFrame, x: str = "n_langs", *, hue: str | None = None) -> Figure | None:
+    """A sweep's transfer figure, or None (with a printed note) when no run has DDTP results, so that a
+    notebook runs through on sweeps evaluated without the ``ddtp`` suite (the demo scale's): ``transfer_designs``
+    for the capacity sweep's design sets, else ``transfer_accuracy`` against ``x``."""
+    if not has_transfer(long_df):
+        print("no DDTP transfer results in these runs: evaluate them with `xlmr eval RUN --suite ddtp` "
+              "(the sweeps beyond the demo scale do it by default)")
+        return None
+    if x == "n_langs" and "relation" in long_df.columns and long_df["relation"].isin(("related", "unrelated")).any():
+        return transfer_designs(long_df, hue=hue or "width")
+    return transfer_accuracy(long_df, x, hue=hue)
