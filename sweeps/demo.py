@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             cfgs = sweeps.get_sweep(name, args.scale, seeds, root, corpus)
             print(f"{len(cfgs)} runs: {', '.join(c.name for c in cfgs)}", flush=True)
             jobs.launch(cfgs, "local", opts, root / name, suites[name], eval_options=EVAL_OPTIONS)
-            states = jobs.sweep_status(root / name, True, [c.run_dir for c in cfgs])
+            states = jobs.sweep_status(root / name, suites[name] != (), [c.run_dir for c in cfgs])
             bad = {n: s for n, s in states.items() if s.state != "done"}
             for n, s in bad.items():
                 print(f"  {n}: {s.state}: {s.error} (log {s.log})", flush=True)
