@@ -349,7 +349,7 @@ def test_suite_end_to_end_on_a_debug_run(real, debug_run, one_thread):
 
 @pytest.mark.timeout(600)
 def test_translate_train_all_takes_every_language(real, debug_run, one_thread):
-    from xlmr_core.train import load_run
+    from xlmr_core.rundir import load_run
 
     model, tok, _ = load_run(debug_run)
     cfg = dataclasses.replace(SMALL, translate_train_all=True, seeds=(0,))

@@ -27,8 +27,9 @@ from xlmr_core.evaluate import (
     retrieval_suite,
 )
 from xlmr_core.model import XLMRForMaskedLM, model_config
+from xlmr_core.rundir import load_run
 from xlmr_core.tokenizer import tokenizer_for
-from xlmr_core.train import load_run, train
+from xlmr_core.train import train
 
 VOCAB = 2000  # SentencePiece pieces (conftest's VOCAB)
 V = VOCAB + 2  # model vocabulary: + <pad>, <mask>

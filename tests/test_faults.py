@@ -19,8 +19,9 @@ from xlmr_core.config import RunConfig, apply_overrides, load_config
 from xlmr_core.corpus import validate_languages
 from xlmr_core.data import ShardSet, shards_for
 from xlmr_core.errors import XlmrError
+from xlmr_core.rundir import list_checkpoints, load_checkpoint
 from xlmr_core.tokenizer import tokenizer_for
-from xlmr_core.train import list_checkpoints, load_checkpoint, prepare, train
+from xlmr_core.train import prepare, train
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = ["bg", "sl"]  # the two smallest demo languages: a tokenizer and shards in a few seconds

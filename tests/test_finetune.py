@@ -396,7 +396,7 @@ def test_qa_windows_cover_context_and_map_answer_back(tok):
     start = context.index(" is purple") + 4
     ex = FT.QAExample("q", "what colour is it ?", context, (("purple", start),))
     cfg = FT.FinetuneConfig(max_len=32, doc_stride=8, max_query_len=8)
-    feats, spans = FT._encode_qa(tok, [ex], cfg, train=True)
+    feats, spans = FT.encode_qa(tok, [ex], cfg, train=True)
     assert len(feats) > 3 and all(len(f.ids) <= 32 for f in feats)
     seen = sorted({w for f in feats for w in f.tok_word})
     assert seen == list(range(len(spans[0])))  # every word of the context is in some window
@@ -409,7 +409,7 @@ def test_qa_windows_cover_context_and_map_answer_back(tok):
         assert tok.decode(f.ids[f.start:f.end + 1]).strip() == "purple"
     assert any(f.start == 0 and f.end == 0 for f in feats)  # windows without the answer point at <s>
     # logits that peak on the answer in one window (and weaker elsewhere) recover the exact characters
-    eval_feats, eval_spans = FT._encode_qa(tok, [ex], cfg, train=False)
+    eval_feats, eval_spans = FT.encode_qa(tok, [ex], cfg, train=False)
     logits = []
     for f in eval_feats:
         lg = np.zeros((len(f.ids), 2))

@@ -130,7 +130,8 @@ def test_trainer_on_cuda_logs_tokens_per_s_and_mfu(demo_corpus, tmp_path):
 def test_nan_guard_on_cuda_names_the_first_bad_step(demo_corpus, tmp_path):
     """Read back every step or only at logs/checkpoints: the same (first) non-finite step is named."""
     from xlmr_core.errors import XlmrError
-    from xlmr_core.train import load_checkpoint, train
+    from xlmr_core.rundir import load_checkpoint
+    from xlmr_core.train import train
 
     blow_up = {"optim.lr": 1e30, "schedule.warmup_steps": 0, "optim.grad_clip": 0}
     named = []

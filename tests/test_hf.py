@@ -237,25 +237,43 @@ def test_cli_import_then_export_from_checkpoint_and_run_dir(tmp_path, spm_model)
     assert (hf_logits(tmp_path / "out1", x) - ref).abs().max() < 1e-5
     assert (tmp_path / "out1" / hf.SPM_NAME).exists()  # the imported tokenizer travels with the checkpoint
 
-    # a run directory as the trainer leaves it: the newest step, the tokenizer named in config.json
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    other = random_model(seed=9)
-    hf.save_checkpoint(other, run / "checkpoints" / "100.pt", step=100)
-    hf.save_checkpoint(model, run / "checkpoints" / "1200.pt", step=1200)
-    (run / "config.json").write_text(json.dumps({"tokenizer": str(spm_model)}))
-    assert _cli(["export-hf", str(run), str(tmp_path / "out2")]) == 0
-    assert (hf_logits(tmp_path / "out2", x) - ref).abs().max() < 1e-5
-    assert (tmp_path / "out2" / hf.SPM_NAME).read_bytes() == spm_model.read_bytes()
-    # a finished run names its checkpoint in final.json
-    (run / "final.json").write_text(json.dumps({"checkpoint": "checkpoints/100.pt"}))
-    assert _cli(["export-hf", str(run), str(tmp_path / "out3")]) == 0
-    with torch.no_grad():
-        assert (hf_logits(tmp_path / "out3", x) - other.logits(x)).abs().max() < 1e-5
-
-    with pytest.raises(XlmrError, match="no final.json checkpoint and no checkpoints"):
+    with pytest.raises(XlmrError, match=r"no final.json and no checkpoints/step_\*.pt"):
         _cli(["export-hf", str(tmp_path / "hfdir"), str(tmp_path / "out4")])
     bad = {"model": model.state_dict(), "model_config": dict(ckpt["model_config"], hidden_size=64)}
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(XlmrError, match=r"weight 'embed\.norm\.bias' is \(48,\), the model_config implies \(64,\)"):
         hf.load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.timeout(300)
+def test_cli_export_of_a_run_the_trainer_left_unfinished_then_finished(tmp_path, demo_corpus):
+    """``export-hf RUN_DIR`` on the trainer's own output: its newest checkpoint while it runs, final.json's after."""
+    from xlmr_core import rundir
+    from xlmr_core.config import load_config
+    from xlmr_core.train import train
+
+    run = tmp_path / "run"
+    cfg = load_config(None, [
+        f"run_dir={run}", "model.size=debug", "model.hidden_size=16", "model.num_layers=1", "model.num_heads=2",
+        "model.ffn_size=32", f"data.corpus={demo_corpus}", "data.langs=en,de", "data.vocab_size=300",
+        "data.tokenizer_sample_lines=2000", "data.seq_len=32", "data.batch_tokens=128", "schedule.steps=6",
+        "schedule.warmup_steps=1", "checkpoint.interval=2", "eval.max_blocks=2", "eval.draws=1",
+        "precision.device=cpu"])
+    assert train(cfg, stop_after=3) is None  # stopped as a preempted job stops: checkpointed, no final.json
+    assert not rundir.final_path(run).exists()
+    assert [p.name for p in rundir.list_checkpoints(run)] == ["step_00000003.pt", "step_00000002.pt"]
+    spm = rundir.tokenizer_file(run)
+    x = batch(vocab=302)
+
+    assert _cli(["export-hf", str(run), str(tmp_path / "unfinished")]) == 0
+    ours, _ = hf.load_checkpoint(rundir.checkpoint_path(run, 3))
+    with torch.no_grad():
+        assert (hf_logits(tmp_path / "unfinished", x) - ours.logits(x)).abs().max() < 1e-5
+    assert (tmp_path / "unfinished" / hf.SPM_NAME).read_bytes() == spm.read_bytes()
+
+    final = train(cfg)  # resumes from step 3
+    assert final["steps"] == 6 and rundir.run_checkpoint(run) == rundir.checkpoint_path(run, 6)
+    assert _cli(["export-hf", str(run), str(tmp_path / "finished")]) == 0
+    ours, _ = hf.load_checkpoint(rundir.checkpoint_path(run, 6))
+    with torch.no_grad():
+        assert (hf_logits(tmp_path / "finished", x) - ours.logits(x)).abs().max() < 1e-5

@@ -46,7 +46,7 @@ def write_runs(root: Path, *, sizes=(1e5, 3e5, 1e6, 3e6), counts=(1, 2, 4, 8), s
                         bpb = atlas_loss(K, N, tokens / K) * math.exp(rng.normal(0, noise))
                         per_lang[lang] = {"bpb": bpb, "unigram_bpb": unigram_bpb,
                                           "bpb_below_unigram": unigram_bpb - bpb, "prob": 1.0 / K,
-                                          "in_training": True, "train_tokens": 5e6, "train_bytes": 2e7}
+                                          "seen": True, "train_tokens": 5e6, "train_bytes": 2e7}
                     final = {"tags": tags, "seed": s, "langs": langs, "n_langs": K, "tokens": tokens, "steps": 100,
                              "params": {"embedding": 128000, "non_embedding": N, "lm_head": 9000, "total": N + 137000},
                              "model": {"hidden_size": 64, "num_layers": 2}, "per_lang": per_lang}

@@ -80,7 +80,7 @@ def executed(tiny_results, tmp_path_factory) -> Path:
 
 def _group_means(long: pd.DataFrame, group: str, metric: str, keys: list[str]) -> pd.Series:
     """Independent of plots: per run the mean over the group's trained languages, then the mean over seeds."""
-    sub = long[(long["group"] == group) & long["in_training"].astype(bool)]
+    sub = long[(long["group"] == group) & long["seen"].astype(bool)]
     return sub.groupby(["run", *keys])[metric].mean().groupby(keys).mean()
 
 
@@ -126,7 +126,7 @@ def test_plotted_numbers_match_the_results_table(executed, tiny_results):
     # vocabulary: mean bits per byte over the trained languages per (vocabulary, mode); embedding share
     long = results.load_long(tiny_results / "vocab_scaling")
     drawn = pd.read_csv(executed / "vocab_scaling.csv")
-    trained = long[long["in_training"].astype(bool)]
+    trained = long[long["seen"].astype(bool)]
     want = trained.groupby(["run", "vocab", "mode"])["bpb"].mean().groupby(["vocab", "mode"]).mean()
     for (v, mode), value in want.items():
         got = drawn[(drawn["panel"] == "bpb") & (drawn["series"] == mode) & (drawn["x"] == v)]

@@ -33,7 +33,7 @@ def _capacity_frame(seeds=(0, 1, 2), widths=(128, 192), counts=(5, 7, 10)) -> pd
                     rows.append({
                         "run": run, "status": "done", "seed": s, "n_langs": n, "width": w, "point": run[:-3],
                         "steps": 100.0, "tokens": 51200.0, "lang": lang, "group": group,
-                        "in_training": lang != "eu", "train_bytes": sizes.get(lang, 1e4),
+                        "seen": lang != "eu", "train_bytes": sizes.get(lang, 1e4),
                         "prob": 1.0 / n if lang != "eu" else np.nan,
                         "bpb": base + rng.normal(0, 0.02), "acc": 0.3 - 0.02 * np.log2(n) + rng.normal(0, 0.01),
                         "eval.retrieval.udhr_para.to_pivot": np.nan if lang == "en" else rng.uniform(0.2, 0.6),
@@ -45,7 +45,7 @@ def _capacity_frame(seeds=(0, 1, 2), widths=(128, 192), counts=(5, 7, 10)) -> pd
 
 def _expected(df: pd.DataFrame, group: str, metric: str, width: int) -> pd.DataFrame:
     """Seed mean and std (ddof=1) per n_langs of the per-run mean over the group's trained languages."""
-    sub = df[(df["group"] == group) & df["in_training"] & (df["width"] == width)]
+    sub = df[(df["group"] == group) & df["seen"] & (df["width"] == width)]
     per_run = sub.groupby(["run", "n_langs"])[metric].mean().reset_index()
     return per_run.groupby("n_langs")[metric].agg(["mean", "std", "count"]), per_run
 
@@ -141,7 +141,7 @@ def test_vocab_scaling_panels():
             for s in (0, 1):
                 for lang, bpb, tpc in (("en", 2.0 - v / 1e4 + s / 100, 0.5 - v / 2e4), ("de", 2.2, 0.45)):
                     rows.append({"run": f"v{v}-{mode}-s{s}", "status": "done", "seed": s, "vocab": v, "mode": mode,
-                                 "lang": lang, "in_training": True, "bpb": bpb, "params_embedding": emb,
+                                 "lang": lang, "seen": True, "bpb": bpb, "params_embedding": emb,
                                  "params_total": total, "eval.tokenizer.tokens_per_char": tpc})
     df = pd.DataFrame(rows)
     fig = plots.vocab_scaling(df)
@@ -165,7 +165,7 @@ def test_sampling_alpha_groups_and_tradeoff():
         for s in (0, 1):
             for lang, group in (("en", "high"), ("fr", "high"), ("sw", "low"), ("it", "other")):
                 rows.append({"run": f"a{a}-s{s}", "status": "done", "seed": s, "alpha": a, "lang": lang,
-                             "group": group, "in_training": True, "bpb": rng.uniform(1, 2)})
+                             "group": group, "seen": True, "bpb": rng.uniform(1, 2)})
     df = pd.DataFrame(rows)
     fig = plots.sampling_alpha(df)
     data = fig.plotted_data

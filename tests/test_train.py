@@ -18,7 +18,8 @@ from conftest import TEST_LANGS, TEST_SAMPLE_LINES, TEST_VOCAB
 
 from xlmr_core.config import RunConfig, apply_overrides, load_config, to_dict
 from xlmr_core.errors import XlmrError
-from xlmr_core.train import list_checkpoints, load_checkpoint, load_run, train
+from xlmr_core.rundir import list_checkpoints, load_checkpoint, load_run
+from xlmr_core.train import train
 
 LANGS = TEST_LANGS  # the same tokenizer and shards as the demo_tokenizer fixture (built once)
 

@@ -471,15 +471,17 @@ def encode_corpus(tokenizer_file: str | os.PathLike, files: dict[str, Path], out
 
 def shards_for(tokenizer, corpus_dir: str | os.PathLike, langs: Sequence[str] | None, *,
                cache_root: str | os.PathLike | None = None, workers: int | None = None,
-               heldout: HeldoutSplit | None = None, chunk_bytes: int = 32 << 20) -> ShardSet:
+               heldout: HeldoutSplit | None = None, chunk_bytes: int = 32 << 20, validated: bool = False) -> ShardSet:
     """The token shards of ``langs`` under ``tokenizer``, encoded in parallel once and cached.
 
-    Files are encoded in chunks of about ``chunk_bytes`` (the result does not depend on it).
+    Files are encoded in chunks of about ``chunk_bytes`` (the result does not depend on it). ``validated``: the
+    caller has run ``corpus.validate_languages`` on these languages.
     """
     from .corpus import select_languages, validate_languages
 
     heldout = heldout or HeldoutSplit()
-    validate_languages(corpus_dir, list(langs) if langs else None)  # every bad input fails before work
+    if not validated:
+        validate_languages(corpus_dir, list(langs) if langs else None)  # every bad input fails before work
     files = dict(sorted(select_languages(corpus_dir, list(langs) if langs else None).items()))
     key = {"format": FORMAT_VERSION, "tokenizer_sha256": file_sha256(tokenizer.model_file),
            "corpus": {lang: file_fingerprint(p) for lang, p in files.items()}, "heldout": asdict(heldout)}
@@ -664,22 +666,42 @@ def make_batch(shards: ShardSet, probs: dict[str, float], *, seed: int, step: in
 _WORKER_ARGS: tuple = ()
 
 
-def _as_tensors(batch: dict) -> dict:
+def _as_tensors(item):
     import torch
 
-    return {k: torch.from_numpy(v) if k != "lang" else v for k, v in batch.items()}
+    if isinstance(item, list):
+        return [_as_tensors(b) for b in item]
+    return {k: torch.from_numpy(v) if k != "lang" else v for k, v in item.items()}
 
 
-def _init_batch_worker(shards: ShardSet, probs: dict[str, float], kwargs: dict) -> None:
+def _init_batch_worker(shards: ShardSet, probs: dict[str, float], kwargs: dict, accum: int | None) -> None:
     global _WORKER_ARGS
-    _WORKER_ARGS = (shards, probs, kwargs)
+    _WORKER_ARGS = (shards, probs, kwargs, accum)
 
 
-def _worker_batch(step: int) -> dict:
+def step_batches(shards: ShardSet, probs: dict[str, float], *, step: int, accum: int, rank: int = 0,
+                 world_size: int = 1, **kwargs) -> list[dict]:
+    """This rank's share of step ``step`` as ``accum`` micro-batches of ``make_batch``.
+
+    Micro-batch m of rank r is "rank" r·accum + m of world_size·accum, so the global batch of a step is the
+    same whatever its split into processes and accumulation steps.
+    """
+    return [make_batch(shards, probs, step=step, rank=rank * accum + m, world_size=world_size * accum, **kwargs)
+            for m in range(accum)]
+
+
+def _step_item(shards: ShardSet, probs: dict[str, float], step: int, kwargs: dict, accum: int | None):
+    if accum is None:
+        return make_batch(shards, probs, step=step, **kwargs)
+    return step_batches(shards, probs, step=step, accum=accum, **kwargs)
+
+
+def _worker_batch(step: int):
     # numpy arrays travel by plain pickling; tensors would go through torch's shared-memory handles
-    shards, probs, kwargs = _WORKER_ARGS
-    batch = make_batch(shards, probs, step=step, **kwargs)
-    return {k: v.numpy() if k != "lang" else v for k, v in batch.items()}
+    shards, probs, kwargs, accum = _WORKER_ARGS
+    item = _step_item(shards, probs, step, kwargs, accum)
+    as_numpy = lambda b: {k: v.numpy() if k != "lang" else v for k, v in b.items()}  # noqa: E731
+    return as_numpy(item) if accum is None else [as_numpy(b) for b in item]
 
 
 class BatchIterator:
@@ -687,14 +709,16 @@ class BatchIterator:
 
     With ``workers=0`` one background thread builds the batches; with ``workers=N`` N processes
     build them (batches are pure functions of the step, so any process can build any step) and
-    they are yielded in step order. Resuming at step s is ``BatchIterator(..., start=s)``.
+    they are yielded in step order. Resuming at step s is ``BatchIterator(..., start=s)``. With ``accum=k``
+    each step is this rank's list of k micro-batches (``step_batches``), as the trainer consumes it.
     """
 
     def __init__(self, shards: ShardSet, probs: dict[str, float], *, start: int, end: int, prefetch: int = 4,
-                 workers: int = 0, pin_memory: bool = False, **batch_kwargs):
+                 workers: int = 0, pin_memory: bool = False, accum: int | None = None, **batch_kwargs):
         self.start, self.end = start, end
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
+        self._accum = accum
         self._args = (shards, probs, batch_kwargs, pin_memory, workers, max(1, prefetch))
         self._thread = threading.Thread(target=self._work, daemon=True, name="xlmr-batches")
         self._thread.start()
@@ -712,11 +736,11 @@ class BatchIterator:
         shards, probs, kwargs, _, workers, prefetch = self._args
         if workers <= 0:
             for step in range(self.start, self.end):
-                yield make_batch(shards, probs, step=step, **kwargs)
+                yield _step_item(shards, probs, step, kwargs, self._accum)
             return
         # the shard set and settings go to each worker once; a task is then just a step number
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_batch_worker,
-                                 initargs=(shards, probs, kwargs)) as pool:
+                                 initargs=(shards, probs, kwargs, self._accum)) as pool:
             pending: collections.deque = collections.deque()
             for step in range(self.start, self.end):
                 pending.append(pool.submit(_worker_batch, step))
@@ -734,9 +758,9 @@ class BatchIterator:
         batches = self._batches()
         try:
             for step, batch in enumerate(batches, self.start):
-                if pin:
-                    batch["input_ids"] = batch["input_ids"].pin_memory()
-                    batch["labels"] = batch["labels"].pin_memory()
+                for b in (batch if isinstance(batch, list) else [batch]) if pin else ():
+                    b["input_ids"] = b["input_ids"].pin_memory()
+                    b["labels"] = b["labels"].pin_memory()
                 if not self._put((step, batch, None)):
                     return
         except BaseException as e:  # handed to the consumer, raised there
@@ -749,7 +773,7 @@ class BatchIterator:
     def __iter__(self) -> BatchIterator:
         return self
 
-    def __next__(self) -> tuple[int, dict]:
+    def __next__(self) -> tuple[int, dict | list[dict]]:
         if self._stop.is_set():
             raise StopIteration
         step, batch, err = self._queue.get()

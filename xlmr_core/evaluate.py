@@ -10,6 +10,8 @@
 - tokenizer metrics (fertility, unknown rate, ALP) per language on held-out text.
 - downstream transfer suites (xnli, glue-<task>, ner, mlqa) run through ``finetune.run_downstream``.
 
+``REGISTRY`` maps each suite name to a function of the loaded run; ``SuiteConfig`` holds every suite's settings.
+
 Parallel sets live in ``corpus/eval/<set>/<lang>.tsv`` (``id<TAB>text``; rows of two languages with
 the same id are translations), as the demo corpus builder writes them.
 """
@@ -17,27 +19,26 @@ the same id are translations), as the demo corpus builder writes them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import finetune
+from . import finetune, rundir
 from .config import apply_overrides
 from .corpus import parse_langs, select_languages
 from .data import ShardSet, shards_for
 from .democorpus.ddtp import ensure_ddtp
+from .device import model_device, pad_rows, pick_device
 from .errors import XlmrError
-from .fsutil import atomic_write_json, file_lock
-from .heldout import bpb_suite, mlm_eval, model_device  # noqa: F401  (mlm_eval: part of this module's API)
+from .heldout import LN2, bpb_suite, mlm_eval  # noqa: F401  (mlm_eval: part of this module's API)
 from .tokenizer import tokenizer_metrics
-
-LN2 = math.log(2.0)
 
 SUITES = ("bpb", "retrieval", "pll", "tokenizer")
 """Suites that run offline on the corpus of the run (the default of ``xlmr eval``)."""
@@ -108,14 +109,6 @@ def eval_texts(corpus_dir: str | Path, lang: str, sets: Sequence[str] = TEXT_SET
 # cross-lingual retrieval
 
 
-def _padded(rows: list[list[int]], pad_id: int) -> torch.Tensor:
-    """Right-padded LongTensor (B, T_max) of token rows."""
-    x = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        x[i, :len(r)] = torch.as_tensor(r, dtype=torch.long)
-    return x
-
-
 @torch.no_grad()
 def embed(model, tokenizer, texts: Sequence[str], *, layer: int | None = None, batch_size: int = 32,
           max_len: int = 128, device=None) -> np.ndarray:
@@ -140,7 +133,7 @@ def embed(model, tokenizer, texts: Sequence[str], *, layer: int | None = None, b
     try:
         for start in range(0, len(ids), batch_size):
             idx = order[start:start + batch_size]
-            x = _padded([ids[i] for i in idx], tokenizer.pad_id).to(dev)  # (B, T)
+            x = pad_rows([ids[i] for i in idx], tokenizer.pad_id).to(dev)  # (B, T)
             keep = x != tokenizer.pad_id  # (B, T)
             h = model.encode(x, attention_mask=keep, all_layers=True)[layer].float()  # (B, T, H)
             w = keep.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
@@ -253,7 +246,7 @@ def pseudo_log_likelihood(model, tokenizer, texts: Sequence[str], *, max_texts: 
     nll = 0.0
     try:
         for start in range(0, len(rows_x), batch_rows):
-            x = _padded(rows_x[start:start + batch_rows], tokenizer.pad_id)  # (B, T)
+            x = pad_rows(rows_x[start:start + batch_rows], tokenizer.pad_id)  # (B, T)
             t = torch.as_tensor(rows_t[start:start + batch_rows])  # (B,)
             b = torch.arange(len(t))
             labels = torch.full_like(x, -100)
@@ -270,11 +263,170 @@ def pseudo_log_likelihood(model, tokenizer, texts: Sequence[str], *, max_texts: 
 # a finished run
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SuiteConfig:
+    """Settings of the evaluation suites of ``evaluate_run`` (each suite reads the fields it needs)."""
+
+    langs: tuple[str, ...] | None = None
+    """Languages for retrieval, PLL and tokenizer metrics (and bpb); None: training + ``extra_langs`` + ``unseen``."""
+    extra_langs: tuple[str, ...] = ()
+    """More corpus languages to evaluate, seen in training or not (bpb of languages the run never saw)."""
+    unseen: tuple[str, ...] = UNSEEN_LANGS
+    """Languages evaluated besides the training ones where the corpus has text for them."""
+    sets: tuple[str, ...] = RETRIEVAL_SETS
+    """Parallel sets for retrieval."""
+    pivot: str = "en"
+    """The language every other one is retrieved against."""
+    layer: int | None = None
+    """Hidden state pooled for retrieval (0 = embeddings; None: the middle layer)."""
+    margin: bool = False
+    """Ratio-margin scoring (Artetxe & Schwenk 2019) instead of cosine."""
+    k: int = 4
+    """Neighbours in the margin."""
+    max_items: int = 500
+    """Most parallel items per language and set."""
+    pll_texts: int = 8
+    """Texts per language for pseudo-log-likelihood."""
+    tokenizer_lines: int = 1000
+    """Lines per language for tokenizer metrics."""
+    downstream_data: str | os.PathLike | None = None
+    """Directory with downstream data (xnli, ner, mlqa, glue)."""
+    finetune_cfg: finetune.FinetuneConfig | None = None
+    """Fine-tuning settings of the downstream suites (None: ``FinetuneConfig()``)."""
+    device: str = "cpu"
+    """cpu, cuda, cuda:N or auto."""
+    ddtp_cfg: finetune.FinetuneConfig | None = None
+    """Fine-tuning settings of ``ddtp`` (None: ``finetune.DDTP_CONFIG``)."""
+    ddtp_data: str | os.PathLike | None = None
+    """A built DDTP data set (None: ``ensure_ddtp()``)."""
+    ddtp_retrieval: int = 0
+    """With ``ddtp``: also retrieve that many en↔X description pairs per language, stored as ``retrieval-ddtp``."""
+    quiet: bool = False
+    """No progress lines on stderr."""
+
+    def __post_init__(self):
+        for name in ("max_items", "k", "pll_texts", "tokenizer_lines"):
+            if getattr(self, name) < 1:
+                raise XlmrError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.layer is not None and self.layer < 0:
+            raise XlmrError(f"layer={self.layer} must be >= 0 (0 = the embeddings)")
+
+
+@dataclasses.dataclass
+class _Run:
+    """A finished run as the suites see it: its model, tokenizer, config and languages."""
+
+    run_dir: Path
+    model: torch.nn.Module
+    tok: object
+    cfg: object
+    info: dict
+    train_langs: list[str]
+    opts: SuiteConfig
+    device: str
+
+    @property
+    def corpus(self) -> str:
+        return self.cfg.data.corpus
+
+    @property
+    def text_langs(self) -> list[str]:
+        o = self.opts
+        return list(o.langs) if o.langs is not None else list(dict.fromkeys([*self.train_langs, *o.extra_langs,
+                                                                             *o.unseen]))
+
+
+def _suite_bpb(r: _Run) -> dict[str, dict]:
+    c = r.cfg
+    bpb_langs = list(dict.fromkeys([*r.train_langs, *r.opts.extra_langs]))
+    by_lang = _bpb_shards(r.tok, c, r.info, bpb_langs)
+    per_lang = {}
+    for lang in bpb_langs:
+        res = bpb_suite(r.model, r.tok, by_lang[lang], [lang], seq_len=c.data.seq_len, max_blocks=c.eval.max_blocks,
+                        draws=c.eval.draws, seed=c.seed, batch_blocks=c.eval.batch_blocks,
+                        mask_prob=c.eval.mask_prob, device=r.device)
+        per_lang[lang] = dict(res[lang], seen=lang in r.train_langs)
+    settings = dict(max_blocks=c.eval.max_blocks, draws=c.eval.draws, seed=c.seed, seq_len=c.data.seq_len,
+                    mask_prob=c.eval.mask_prob)
+    return {"bpb": dict(settings=settings, per_lang=per_lang)}
+
+
+def _suite_retrieval(r: _Run) -> dict[str, dict]:
+    o = r.opts
+    table = retrieval_suite(r.model, r.tok, r.corpus, sets=o.sets, langs=o.langs, pivot=o.pivot,
+                            max_items=o.max_items, train_langs=r.train_langs, unseen=[*o.extra_langs, *o.unseen],
+                            layer=o.layer, margin=o.margin, k=o.k, device=r.device)
+    used_layer = r.model.config.num_layers // 2 if o.layer is None else o.layer
+    # a non-default layer or scoring is stored under its own name so the default results are not overwritten
+    key = "retrieval" + (f"-layer{o.layer}" if o.layer is not None else "") + ("-margin" if o.margin else "")
+    settings = dict(layer=used_layer, scoring=f"margin-k{o.k}" if o.margin else "cosine", pivot=o.pivot,
+                    max_items=o.max_items, pooling="mean")
+    return {key: dict(settings=settings, sets=table)}
+
+
+def _text_suite(name: str, limit: int, score) -> Callable[[_Run], dict[str, dict]]:
+    """A per-language suite on held-out text (the first of ``TEXT_SETS`` that has the language)."""
+
+    def run(r: _Run) -> dict[str, dict]:
+        per_lang = {}
+        for lang in r.text_langs:
+            # PLL takes the first texts that fit in max_len, so it reads them all
+            found = eval_texts(r.corpus, lang, max_items=None if name == "pll" else limit(r.opts))
+            if found is None:
+                if r.opts.langs is not None:
+                    raise XlmrError(f"no held-out text for {lang!r} in {r.corpus}/eval/{{{','.join(TEXT_SETS)}}}")
+                continue
+            source, texts = found
+            per_lang[lang] = dict(score(r, texts), source=source, seen=lang in r.train_langs)
+        return {name: dict(settings=dict(max_texts=limit(r.opts), sets=list(TEXT_SETS)), per_lang=per_lang)}
+
+    return run
+
+
+def _suite_ddtp(r: _Run) -> dict[str, dict]:
+    o = r.opts
+    t0 = time.time()
+    data = ensure_ddtp(o.ddtp_data, progress=not o.quiet)
+    out = {"ddtp": finetune.ddtp_transfer(r.run_dir, r.tok, data, o.ddtp_cfg, train_langs=r.train_langs)}
+    out["ddtp"]["wall_s"] = time.time() - t0  # building the data, fine-tuning and accuracy
+    if o.ddtp_retrieval > 0:  # the same descriptions as parallel text, no fine-tuning
+        t1 = time.time()
+        table = retrieval_suite(r.model, r.tok, data, sets=("ddtp",), max_items=o.ddtp_retrieval,
+                                train_langs=r.train_langs, unseen=set_languages(data, "ddtp"), device=r.device)
+        settings = dict(layer=r.model.config.num_layers // 2, scoring="cosine", pivot="en",
+                        max_items=o.ddtp_retrieval, pooling="mean", data=str(data))
+        out["retrieval-ddtp"] = dict(settings=settings, sets=table, wall_s=time.time() - t1)
+    return out
+
+
+def _downstream(name: str) -> Callable[[_Run], dict[str, dict]]:
+    def run(r: _Run) -> dict[str, dict]:
+        # from the run directory: fine-tuning works on its own copy of the weights
+        return {name: finetune.run_downstream(r.run_dir, r.tok, name, Path(r.opts.downstream_data),
+                                              r.opts.finetune_cfg)}
+
+    return run
+
+
+REGISTRY: dict[str, Callable[[_Run], dict[str, dict]]] = {
+    "bpb": _suite_bpb,
+    "retrieval": _suite_retrieval,
+    "pll": _text_suite("pll", lambda o: o.pll_texts,
+                       lambda r, texts: pseudo_log_likelihood(r.model, r.tok, texts, max_texts=r.opts.pll_texts,
+                                                              device=r.device)),
+    "tokenizer": _text_suite("tokenizer", lambda o: o.tokenizer_lines,
+                             lambda r, texts: tokenizer_metrics(r.tok, texts)),
+    "ddtp": _suite_ddtp,
+    **{name: _downstream(name) for name in DOWNSTREAM if name != "ddtp"},
+}
+"""Every suite by name: a function of the loaded run that returns {result key: result}."""
+
+
 def _check_suites(suites: Sequence[str]) -> list[str]:
     """Suite names in order, downstream aliases resolved (``glue-sst2`` → ``glue-sst-2``); unknown names raise."""
     out = []
     for s in suites:
-        if s in SUITES:
+        if s in REGISTRY:
             out.append(s)
             continue
         try:
@@ -299,121 +451,49 @@ def _bpb_shards(tok, cfg, run_info: dict, langs: list[str]) -> dict[str, ShardSe
     return out
 
 
-def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, *, langs: Sequence[str] | None = None,
-                 extra_langs: Sequence[str] = (), unseen: Sequence[str] = UNSEEN_LANGS,
-                 sets: Sequence[str] = RETRIEVAL_SETS, pivot: str = "en", layer: int | None = None,
-                 margin: bool = False, k: int = 4, max_items: int = 500, pll_texts: int = 8,
-                 tokenizer_lines: int = 1000, downstream_data: str | Path | None = None,
-                 finetune_cfg: finetune.FinetuneConfig | None = None, device: str = "cpu",
-                 ddtp_cfg: finetune.FinetuneConfig | None = None, ddtp_data: str | Path | None = None,
-                 ddtp_retrieval: int = 0, quiet: bool = False) -> dict:
+def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, config: SuiteConfig | None = None,
+                 **options) -> dict:
     """Run ``suites`` on a finished run and merge them into ``final.json["eval"]``; returns the new results.
 
-    bpb covers the training languages and ``extra_langs`` (corpus languages, seen or not); retrieval,
-    PLL and tokenizer metrics cover ``langs`` or, by default, training + extra + ``unseen`` languages
-    where the corpus has text for them. Retrieval run with a non-default layer or margin scoring is stored as
-    ``retrieval-layer<N>`` / ``retrieval-margin`` so the default results are not overwritten.
-    ``ddtp`` runs ``finetune.ddtp_transfer`` with ``ddtp_cfg`` (default ``finetune.DDTP_CONFIG``) on ``ddtp_data``
-    (default ``ensure_ddtp()``); with ``ddtp_retrieval`` > 0 it also retrieves that many en↔X description pairs
-    per language (the data set's ``eval/ddtp`` set), stored as ``retrieval-ddtp``.
+    ``config`` (or ``SuiteConfig``'s defaults) with ``options`` replacing its fields. bpb covers the training
+    languages and ``extra_langs``; retrieval, PLL and tokenizer metrics cover ``langs`` or, by default,
+    training + extra + ``unseen`` languages where the corpus has text for them.
     """
-    from .train import load_run  # train imports this module (mlm_eval): import it late
-
+    try:
+        opts = dataclasses.replace(config or SuiteConfig(), **options)
+    except TypeError as e:
+        names = ", ".join(f.name for f in dataclasses.fields(SuiteConfig))
+        raise XlmrError(f"evaluate_run: {e}; the settings are {names}") from None
     # the arguments first, then the files they point at, then the work
     suites = _check_suites(suites)
     downstream = [s for s in suites if s not in SUITES and s not in TRANSFER_SUITES]
-    if downstream and downstream_data is None:
+    if downstream and opts.downstream_data is None:
         raise XlmrError(f"suite(s) {', '.join(downstream)} fine-tune on your data: give its directory with --data")
-    for name, value in (("max_items", max_items), ("k", k), ("pll_texts", pll_texts),
-                        ("tokenizer_lines", tokenizer_lines)):
-        if value < 1:
-            raise XlmrError(f"{name}={value} must be >= 1")
-    if layer is not None and layer < 0:
-        raise XlmrError(f"layer={layer} must be >= 0 (0 = the embeddings)")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not device.startswith("cuda"):
-        raise XlmrError(f"device {device!r}: use cpu, cuda, cuda:N or auto")
+    device = str(pick_device(opts.device))
     run_dir = Path(run_dir)
-    final_path = run_dir / "final.json"
-    if not final_path.exists():
+    final = rundir.read_final(run_dir)
+    if final is None:
         raise XlmrError(f"{run_dir} has no final.json: the run is not finished; train it first "
-                        f"(`xlmr train {run_dir / 'config.json'}` resumes it)")
-    final = json.loads(final_path.read_text(encoding="utf-8"))
-    run_info = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    model, tok, cfg = load_run(run_dir, device=device)
-    corpus = cfg.data.corpus
-    train_langs = list(final["langs"])
-    text_langs = list(langs) if langs is not None else list(dict.fromkeys([*train_langs, *extra_langs, *unseen]))
-    if "bpb" in suites and extra_langs:
-        select_languages(corpus, list(extra_langs))  # a missing language fails now, not after other suites
+                        f"(`xlmr train {rundir.config_path(run_dir)}` resumes it)")
+    model, tok, cfg = rundir.load_run(run_dir, device=device)
+    run = _Run(run_dir, model, tok, cfg, rundir.read_info(run_dir), list(final.langs), opts, device)
+    if "bpb" in suites and opts.extra_langs:
+        select_languages(run.corpus, list(opts.extra_langs))  # a missing language fails now, not after other suites
     if "retrieval" in suites:
-        for name in sets:
-            set_languages(corpus, name)  # a missing parallel set fails now, not after other suites
-        if layer is not None and layer > model.config.num_layers:
-            raise XlmrError(f"layer={layer}: the model has hidden states 0 (embeddings) to {model.config.num_layers}")
+        for name in opts.sets:
+            set_languages(run.corpus, name)  # a missing parallel set fails now, not after other suites
+        if opts.layer is not None and opts.layer > model.config.num_layers:
+            raise XlmrError(f"layer={opts.layer}: the model has hidden states 0 (embeddings) to "
+                            f"{model.config.num_layers}")
 
     results: dict[str, dict] = {}
     for suite in suites:
         t0 = time.time()
-        if not quiet:
+        if not opts.quiet:
             print(f"xlmr eval: {suite} on {run_dir}", file=sys.stderr)
-        key = suite
-        if suite == "bpb":
-            bpb_langs = list(dict.fromkeys([*train_langs, *extra_langs]))
-            by_lang = _bpb_shards(tok, cfg, run_info, bpb_langs)
-            per_lang = {}
-            for lang in bpb_langs:
-                r = bpb_suite(model, tok, by_lang[lang], [lang], seq_len=cfg.data.seq_len,
-                              max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
-                              batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.eval.mask_prob, device=device)
-                per_lang[lang] = dict(r[lang], seen=lang in train_langs)
-            settings = dict(max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
-                            seq_len=cfg.data.seq_len, mask_prob=cfg.eval.mask_prob)
-            r = dict(settings=settings, per_lang=per_lang)
-        elif suite == "retrieval":
-            table = retrieval_suite(model, tok, corpus, sets=sets, langs=langs, pivot=pivot, max_items=max_items,
-                                    train_langs=train_langs, unseen=[*extra_langs, *unseen], layer=layer,
-                                    margin=margin, k=k, device=device)
-            used_layer = model.config.num_layers // 2 if layer is None else layer
-            key = "retrieval" + (f"-layer{layer}" if layer is not None else "") + ("-margin" if margin else "")
-            settings = dict(layer=used_layer, scoring=f"margin-k{k}" if margin else "cosine", pivot=pivot,
-                            max_items=max_items, pooling="mean")
-            r = dict(settings=settings, sets=table)
-        elif suite in ("pll", "tokenizer"):
-            per_lang, limit = {}, pll_texts if suite == "pll" else tokenizer_lines
-            for lang in text_langs:
-                # PLL takes the first texts that fit in max_len, so it reads them all
-                found = eval_texts(corpus, lang, max_items=None if suite == "pll" else limit)
-                if found is None:
-                    if langs is not None:
-                        raise XlmrError(f"no held-out text for {lang!r} in {corpus}/eval/{{{','.join(TEXT_SETS)}}}")
-                    continue
-                source, texts = found
-                m = (pseudo_log_likelihood(model, tok, texts, max_texts=limit, device=device) if suite == "pll"
-                     else tokenizer_metrics(tok, texts))
-                per_lang[lang] = dict(m, source=source, seen=lang in train_langs)
-            r = dict(settings=dict(max_texts=limit, sets=list(TEXT_SETS)), per_lang=per_lang)
-        elif suite == "ddtp":
-            data = ensure_ddtp(ddtp_data, progress=not quiet)
-            r = finetune.ddtp_transfer(run_dir, tok, data, ddtp_cfg, train_langs=train_langs)
-            if ddtp_retrieval > 0:  # the same descriptions as parallel text, no fine-tuning
-                t1 = time.time()
-                table = retrieval_suite(model, tok, data, sets=("ddtp",), max_items=ddtp_retrieval,
-                                        train_langs=train_langs, unseen=set_languages(data, "ddtp"), device=device)
-                settings = dict(layer=model.config.num_layers // 2, scoring="cosine", pivot="en",
-                                max_items=ddtp_retrieval, pooling="mean", data=str(data))
-                results["retrieval-ddtp"] = dict(settings=settings, sets=table, wall_s=time.time() - t1)
-                t0 += time.time() - t1  # the ddtp result's wall_s: fine-tuning and accuracy only
-        else:
-            # from the run directory: fine-tuning works on its own copy of the weights
-            r = finetune.run_downstream(run_dir, tok, suite, Path(downstream_data), finetune_cfg)
-        results[key] = dict(r, wall_s=time.time() - t0)
-
-    with file_lock(run_dir / ".final.lock"):
-        final = json.loads(final_path.read_text(encoding="utf-8"))  # re-read: another eval may have merged
-        final.setdefault("eval", {}).update(results)
-        atomic_write_json(final_path, final)
+        for key, r in REGISTRY[suite](run).items():
+            results[key] = r if "wall_s" in r else dict(r, wall_s=time.time() - t0)
+    rundir.merge_eval(run_dir, results)
     return results
 
 
@@ -485,11 +565,11 @@ def _cmd_eval(args) -> int:
     extra = parse_langs(args.extra_langs) or []
     ft = apply_overrides(finetune.FinetuneConfig(), args.ft) if args.ft else None
     ddtp_ft = apply_overrides(finetune.DDTP_CONFIG, args.ft) if args.ft else None
-    results = evaluate_run(args.run_dir, suites, langs=parse_langs(args.langs), extra_langs=extra,
-                           sets=parse_langs(args.sets) or RETRIEVAL_SETS, pivot=args.pivot, layer=args.layer,
-                           margin=args.margin, k=args.k, max_items=args.max_items, pll_texts=args.pll_texts,
-                           downstream_data=args.data, finetune_cfg=ft, device=args.device, ddtp_cfg=ddtp_ft,
-                           ddtp_retrieval=args.ddtp_retrieval)
+    results = evaluate_run(args.run_dir, suites, SuiteConfig(
+        langs=parse_langs(args.langs), extra_langs=tuple(extra), sets=tuple(parse_langs(args.sets) or RETRIEVAL_SETS),
+        pivot=args.pivot, layer=args.layer, margin=args.margin, k=args.k, max_items=args.max_items,
+        pll_texts=args.pll_texts, downstream_data=args.data, finetune_cfg=ft, device=args.device, ddtp_cfg=ddtp_ft,
+        ddtp_retrieval=args.ddtp_retrieval))
     print(format_results(results))
     print(f"\nwrote {len(results)} suite(s) into {Path(args.run_dir) / 'final.json'} [eval]")
     return 0

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .data import MaskConfig, ShardSet, heldout_blocks, mask_block
+from .device import model_device
 from .errors import XlmrError
 
 LN2 = math.log(2.0)
@@ -57,13 +58,6 @@ def language_unigram(shards: ShardSet, lang: str, special_ids: Sequence[int]) ->
         counts = np.bincount(np.asarray(train), minlength=shards.vocab_size)
         _UNIGRAM_CACHE[key] = unigram_logprobs(counts, special_ids)
     return _UNIGRAM_CACHE[key]
-
-
-def model_device(model: torch.nn.Module, device) -> torch.device:
-    """``device`` if given, else the device of the model's parameters."""
-    if device is not None:
-        return torch.device(device)
-    return next(model.parameters()).device
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import fsutil
+from . import fsutil, rundir
 from .errors import XlmrError
 from .model import ModelConfig, XLMRForMaskedLM
 
@@ -32,62 +32,64 @@ _FAIRSEQ_IGNORED = re.compile(r"(^|\.)(version|_float_tensor)$|^encoder\.lm_head
 
 # ---- key maps: our name → the external name(s), several names stacked along dim 0 (q, k, v) -----------------
 
+_WB = ("weight", "bias")
+_LAYER_PARTS = ("attn.qkv", "attn.out", "attn_norm", "ffn.up", "ffn.down", "ffn_norm")
+
+
+def _embed_pairs(config: ModelConfig, tokens: str, positions: str, norm: str, token_type: str | None = None
+                 ) -> list[tuple[str, list[str]]]:
+    """Token and position embeddings (and token types), and the embedding LayerNorm of post-LN models."""
+    pairs = [("embed.tokens.weight", [f"{tokens}.weight"]), ("embed.positions.weight", [f"{positions}.weight"])]
+    if token_type is not None:
+        pairs.append(("embed.token_type.weight", [f"{token_type}.weight"]))
+    return pairs + ([] if config.pre_ln else [(f"embed.norm.{t}", [f"{norm}.{t}"]) for t in _WB])
+
+
+def _layer_pairs(ours: str, t: str, theirs: list[list[str]]) -> list[tuple[str, list[str]]]:
+    """The ``weight`` or ``bias`` (``t``) pairs of one layer, ``theirs`` in the order of ``_LAYER_PARTS``."""
+    return [(f"{ours}{part}.{t}", keys) for part, keys in zip(_LAYER_PARTS, theirs, strict=True)]
+
+
+def _top_pairs(config: ModelConfig, final_norm: str, lm_head: str) -> list[tuple[str, list[str]]]:
+    """The pre-LN final LayerNorm and the MLM head (dense, LayerNorm, output bias)."""
+    pairs = [(f"final_norm.{t}", [f"{final_norm}.{t}"]) for t in _WB] if config.pre_ln else []
+    pairs += [(f"head.dense.{t}", [f"{lm_head}.dense.{t}"]) for t in _WB]
+    pairs += [(f"head.norm.{t}", [f"{lm_head}.layer_norm.{t}"]) for t in _WB]
+    return pairs + [("head.bias", [f"{lm_head}.bias"])]
+
+
 def _hf_keys(config: ModelConfig, prefix: str = "roberta.") -> list[tuple[str, list[str]]]:
     """(our key, [HF keys]) for XLMRobertaForMaskedLM (post-LN) or XLMRobertaXLForMaskedLM (pre-LN)."""
     e = f"{prefix}embeddings."
-    pairs = [("embed.tokens.weight", [e + "word_embeddings.weight"]),
-             ("embed.positions.weight", [e + "position_embeddings.weight"]),
-             ("embed.token_type.weight", [e + "token_type_embeddings.weight"])]
-    wb = ("weight", "bias")
-    if not config.pre_ln:
-        pairs += [(f"embed.norm.{t}", [f"{e}LayerNorm.{t}"]) for t in wb]
+    pairs = _embed_pairs(config, f"{e}word_embeddings", f"{e}position_embeddings", f"{e}LayerNorm",
+                         token_type=f"{e}token_type_embeddings")
     for i in range(config.num_layers):
         p, o = f"{prefix}encoder.layer.{i}.", f"layers.{i}."
         attn_norm = "attention.self_attn_layer_norm" if config.pre_ln else "attention.output.LayerNorm"
         ffn_norm = "LayerNorm" if config.pre_ln else "output.LayerNorm"
-        for t in wb:
-            pairs += [(f"{o}attn.qkv.{t}", [f"{p}attention.self.{n}.{t}" for n in ("query", "key", "value")]),
-                      (f"{o}attn.out.{t}", [f"{p}attention.output.dense.{t}"]),
-                      (f"{o}attn_norm.{t}", [f"{p}{attn_norm}.{t}"]),
-                      (f"{o}ffn.up.{t}", [f"{p}intermediate.dense.{t}"]),
-                      (f"{o}ffn.down.{t}", [f"{p}output.dense.{t}"]),
-                      (f"{o}ffn_norm.{t}", [f"{p}{ffn_norm}.{t}"])]
-    if config.pre_ln:
-        pairs += [(f"final_norm.{t}", [f"{prefix}encoder.LayerNorm.{t}"]) for t in wb]
-    pairs += [(f"head.dense.{t}", [f"lm_head.dense.{t}"]) for t in wb]
-    pairs += [(f"head.norm.{t}", [f"lm_head.layer_norm.{t}"]) for t in wb]
-    pairs += [("head.bias", ["lm_head.bias"])]
-    return pairs
+        for t in _WB:
+            pairs += _layer_pairs(o, t, [[f"{p}attention.self.{n}.{t}" for n in ("query", "key", "value")],
+                                         [f"{p}attention.output.dense.{t}"], [f"{p}{attn_norm}.{t}"],
+                                         [f"{p}intermediate.dense.{t}"], [f"{p}output.dense.{t}"],
+                                         [f"{p}{ffn_norm}.{t}"]])
+    return pairs + _top_pairs(config, f"{prefix}encoder.LayerNorm", "lm_head")
 
 
 def _fairseq_keys(config: ModelConfig, sd: dict) -> list[tuple[str, list[str]]]:
     """(our key, [fairseq keys]) for a RoBERTa/XLM-R ``model.pt`` (token type has no fairseq counterpart)."""
     s = "encoder.sentence_encoder."
     emb_norm = "layernorm_embedding" if f"{s}layernorm_embedding.weight" in sd else "emb_layer_norm"
-    pairs = [("embed.tokens.weight", [s + "embed_tokens.weight"]),
-             ("embed.positions.weight", [s + "embed_positions.weight"])]
-    wb = ("weight", "bias")
-    if not config.pre_ln:
-        pairs += [(f"embed.norm.{t}", [f"{s}{emb_norm}.{t}"]) for t in wb]
+    pairs = _embed_pairs(config, f"{s}embed_tokens", f"{s}embed_positions", f"{s}{emb_norm}")
     for i in range(config.num_layers):
         p, o = f"{s}layers.{i}.", f"layers.{i}."
-        for t in wb:
+        for t in _WB:
             if f"{p}self_attn.in_proj_{t}" in sd:  # older fairseq: q, k, v already stacked
                 qkv = [f"{p}self_attn.in_proj_{t}"]
             else:
                 qkv = [f"{p}self_attn.{n}_proj.{t}" for n in "qkv"]
-            pairs += [(f"{o}attn.qkv.{t}", qkv),
-                      (f"{o}attn.out.{t}", [f"{p}self_attn.out_proj.{t}"]),
-                      (f"{o}attn_norm.{t}", [f"{p}self_attn_layer_norm.{t}"]),
-                      (f"{o}ffn.up.{t}", [f"{p}fc1.{t}"]),
-                      (f"{o}ffn.down.{t}", [f"{p}fc2.{t}"]),
-                      (f"{o}ffn_norm.{t}", [f"{p}final_layer_norm.{t}"])]
-    if config.pre_ln:
-        pairs += [(f"final_norm.{t}", [f"{s}layer_norm.{t}"]) for t in wb]
-    pairs += [(f"head.dense.{t}", [f"encoder.lm_head.dense.{t}"]) for t in wb]
-    pairs += [(f"head.norm.{t}", [f"encoder.lm_head.layer_norm.{t}"]) for t in wb]
-    pairs += [("head.bias", ["encoder.lm_head.bias"])]
-    return pairs
+            pairs += _layer_pairs(o, t, [qkv, [f"{p}self_attn.out_proj.{t}"], [f"{p}self_attn_layer_norm.{t}"],
+                                         [f"{p}fc1.{t}"], [f"{p}fc2.{t}"], [f"{p}final_layer_norm.{t}"]])
+    return pairs + _top_pairs(config, f"{s}layer_norm", "encoder.lm_head")
 
 
 def _expected_shapes(config: ModelConfig) -> dict[str, torch.Size]:
@@ -342,29 +344,6 @@ def export(model: XLMRForMaskedLM, out_dir: str | Path, tokenizer_model_file: st
 
 # ---- command line -------------------------------------------------------------------------------------------
 
-def _run_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint of a run: final.json's, else the highest-step ``checkpoints/<step>.pt``."""
-    final = run_dir / "final.json"
-    if final.exists():
-        ckpt = json.loads(final.read_text()).get("checkpoint")
-        if ckpt:
-            return Path(ckpt) if Path(ckpt).is_absolute() else run_dir / ckpt
-    steps = [(int(p.stem), p) for p in (run_dir / "checkpoints").glob("*.pt") if p.stem.isdigit()]
-    if not steps:
-        raise XlmrError(f"{run_dir}: no final.json checkpoint and no checkpoints/<step>.pt; has the run started?")
-    return max(steps)[1]
-
-
-def _run_tokenizer(run_dir: Path) -> Path | None:
-    for name in ("config.json", "final.json"):
-        f = run_dir / name
-        if f.exists():
-            tok = json.loads(f.read_text()).get("tokenizer")
-            if isinstance(tok, str) and tok:
-                return Path(tok) if Path(tok).is_absolute() else run_dir / tok
-    return None
-
-
 def _cmd_import(args) -> int:
     model, spm = load(args.src, num_heads=args.num_heads)
     extra = {"tokenizer": str(spm)} if spm else {}
@@ -377,7 +356,7 @@ def _cmd_import(args) -> int:
 def _cmd_export(args) -> int:
     src = Path(args.src)
     if src.is_dir():
-        ckpt_path, spm = _run_checkpoint(src), _run_tokenizer(src)
+        ckpt_path, spm = rundir.run_checkpoint(src), rundir.tokenizer_file(src)
     elif src.is_file():
         ckpt_path, spm = src, None
     else:

@@ -22,6 +22,7 @@ import submitit
 from .config import RunConfig, from_dict, read_mapping
 from .errors import XlmrError
 from .fsutil import atomic_write_json
+from .rundir import has_checkpoints, is_done
 
 JOB_FILE = "job.json"
 EXECUTORS = ("slurm", "local", "debug")
@@ -187,23 +188,6 @@ class RunState:
         return self.state in ("running", "pending")
 
 
-def is_done(run_dir: str | os.PathLike, need_eval: bool = True) -> bool:
-    """Finished: final.json exists (with evaluation results when ``need_eval``)."""
-    path = Path(run_dir) / "final.json"
-    if not path.exists():
-        return False
-    if not need_eval:
-        return True
-    try:
-        return bool(json.loads(path.read_text(encoding="utf-8")).get("eval"))
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
-def _has_checkpoints(run_dir: Path) -> bool:
-    return any((run_dir / "checkpoints").glob("step_*.pt"))
-
-
 _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt)|error|ERROR)\b.*")
 
 
@@ -247,7 +231,7 @@ def run_state(run_dir: str | os.PathLike, need_eval: bool | None = None, grace_s
     if is_done(run_dir, need_eval):
         return RunState("done", **base)
     if rec is None:
-        return RunState("incomplete" if _has_checkpoints(run_dir) else "new")
+        return RunState("incomplete" if has_checkpoints(run_dir) else "new")
     ex = rec["executor"]
     sched = None
     if ex == "slurm":

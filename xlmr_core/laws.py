@@ -241,8 +241,8 @@ def fitting_table(long_df: pd.DataFrame, loss: str = "bpb", *, params: str = "pa
     df = long_df.copy()
     if "status" in df.columns:
         df = df[df["status"] == "done"]
-    if trained_only and "in_training" in df.columns:
-        df = df[df["in_training"].fillna(False).astype(bool)]
+    if trained_only and "seen" in df.columns:
+        df = df[df["seen"].fillna(False).astype(bool)]
     for col, value in (select or {}).items():
         if value is None:
             continue

@@ -132,7 +132,7 @@ def resource_groups(long_df: pd.DataFrame) -> pd.Series:
     if "group" in long_df.columns and {"high", "low"} <= set(long_df["group"]):
         return long_df["group"]
     _need(long_df, ["run", "lang", "train_bytes"], "resource groups")
-    trained = long_df[long_df["in_training"].astype(bool)] if "in_training" in long_df.columns else long_df
+    trained = long_df[long_df["seen"].astype(bool)] if "seen" in long_df.columns else long_df
     runs = trained.groupby("lang")["run"].nunique()
     common = runs.index[runs == trained["run"].nunique()]
     size = trained[trained["lang"].isin(common)].groupby("lang")["train_bytes"].mean().sort_values(ascending=False)
@@ -156,8 +156,8 @@ def run_group_means(long_df: pd.DataFrame, metric: str, groups: Sequence[str] = 
     df["group"] = resource_groups(df)
     if metric == "retrieval":
         df["retrieval"] = retrieval_accuracy(df)
-    if "in_training" in df.columns:
-        df = df[df["in_training"].astype(bool)]
+    if "seen" in df.columns:
+        df = df[df["seen"].astype(bool)]
     keep = ["run", "seed", *keys]
     parts = []
     for g in groups:
@@ -420,8 +420,8 @@ def vocab_scaling(long_df: pd.DataFrame, metric: str = "bpb", *, x: str = "vocab
     (tokens per character) and the embedding share of the parameters."""
     _need(long_df, ["run", "lang", x, mode, metric, "params_embedding", "params_total"], "vocab_scaling")
     df = _done(long_df).copy()
-    if "in_training" in df.columns:
-        df = df[df["in_training"].astype(bool)]
+    if "seen" in df.columns:
+        df = df[df["seen"].astype(bool)]
     fert = "eval.tokenizer.tokens_per_char"
     df["tokens_per_char"] = df[fert] if fert in df.columns else np.nan
     df["embedding_share"] = df["params_embedding"] / df["params_total"]

@@ -7,7 +7,6 @@ per logged training step. Each run's ``tags`` (``key=value``, set by ``sweeps``)
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -15,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import rundir
 from .errors import XlmrError
 
-_RUN_FILES = ("config.json", "final.json", "job.json")
+_RUN_FILES = (rundir.CONFIG_FILE, rundir.FINAL_FILE, "job.json")
 
 
 def run_dirs(sweep_dir: str | os.PathLike) -> list[Path]:
@@ -33,15 +33,6 @@ def run_dirs(sweep_dir: str | os.PathLike) -> list[Path]:
     if not runs:  # a results root holding several sweeps
         runs = [r for sub in sorted(p for p in root.iterdir() if p.is_dir()) for r in runs_in(sub)]
     return runs
-
-
-def _read_json(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise XlmrError(f"{path} is not valid JSON ({e}): the file is damaged; delete the run to redo it") from None
 
 
 def _value(text: str):
@@ -83,97 +74,82 @@ def _flatten(d: dict, prefix: str) -> dict:
     return out
 
 
-def _is_per_lang(key: str, v, langs: set[str]) -> bool:
-    """A dict keyed by language: ``per_lang``, keys among the run's languages, or values that say ``seen``."""
-    if not isinstance(v, dict) or not v:
-        return False
-    if key == "per_lang" or set(v) <= langs:
-        return True
-    return all(isinstance(x, dict) and "seen" in x for x in v.values())
+def _split_suite(name: str, result: dict) -> tuple[dict, dict[str, dict]]:
+    """One suite's result as run-level columns and per-language columns (``rundir.suite_per_lang``).
 
-
-def _split_eval(ev: dict, langs: set[str], prefix: str = "eval") -> tuple[dict, dict[str, dict]]:
-    """Split final.json's eval tree into run-level scalars and per-language values.
-
-    ``eval.bpb.per_lang.de.bpb`` becomes column ``eval.bpb.bpb`` of language de in the long form, and
-    ``eval.retrieval.sets.udhr_para.de.to_pivot`` becomes ``eval.retrieval.udhr_para.to_pivot``.
+    ``eval.bpb.per_lang.de.bpb`` becomes column ``eval.bpb.bpb`` of language de in the long form,
+    ``eval.retrieval.sets.udhr_para.de.to_pivot`` becomes ``eval.retrieval.udhr_para.to_pivot`` and
+    ``eval.xnli.n_eval.de`` becomes ``eval.xnli.n_eval``.
     """
-    wide: dict = {}
+    prefix = f"eval.{name}"
     per_lang: dict[str, dict] = {}
-    for k, v in ev.items():
-        key = prefix if k in ("per_lang", "sets") else f"{prefix}.{k}"
-        if _is_per_lang(k, v, langs):
-            for lang, val in v.items():
-                row = per_lang.setdefault(lang, {})
-                row.update(_flatten(val, key) if isinstance(val, dict) else {key: _num(val)})
-        elif isinstance(v, dict):
-            w, p = _split_eval(v, langs, key)
-            wide.update(w)
-            for lang, row in p.items():
-                per_lang.setdefault(lang, {}).update(row)
-        else:
-            wide[key] = _num(v)
-    return wide, per_lang
+    for path, values in rundir.suite_per_lang(result).items():
+        key = f"{prefix}.{path}" if path else prefix
+        for lang, val in values.items():
+            row = per_lang.setdefault(lang, {})
+            row.update(_flatten(val, key) if isinstance(val, dict) else {key: _num(val)})
+    rest = {k: v for k, v in result.items() if k not in (*rundir.PER_LANG_KEYS, "sets")}
+    return _leaves(rest, prefix), per_lang
 
 
-def _last_metrics(path: Path) -> dict | None:
-    """The last training record of metrics.jsonl (a run in progress or stopped)."""
-    if not path.exists():
-        return None
-    last = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        if "loss" in rec:
-            last = rec
-    return last
+def _leaves(d: dict, prefix: str) -> dict:
+    """Every leaf of a nested dict as a column (``a.b.c``); a value that is not a number is NaN."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}"
+        out.update(_leaves(v, key) if isinstance(v, dict) else {key: _num(v)})
+    return out
+
+
+def _last_step(run_dir: Path) -> dict:
+    """The last training record of metrics.jsonl (a run in progress or stopped), {} before the first."""
+    return next((rec for rec in reversed(rundir.read_metrics(run_dir)) if "loss" in rec), {})
 
 
 def _run_record(run_dir: Path) -> tuple[dict, dict[str, dict]]:
-    """One run's row and its per-language rows."""
-    meta = _read_json(run_dir / "config.json") or {}
-    final = _read_json(run_dir / "final.json")
+    """One run's row and its per-language rows, from config.json and the typed final.json."""
+    meta = rundir.read_info(run_dir, missing_ok=True)
+    final = rundir.read_final(run_dir)
     cfg = meta.get("config") or {}
     data, model = cfg.get("data", {}), cfg.get("model", {})
     row: dict = {"run": run_dir.name, "sweep": run_dir.parent.name, "run_dir": str(run_dir),
                  "status": "done" if final is not None else ("started" if meta else "submitted")}
-    row.update(parse_tags((final or {}).get("tags") or cfg.get("tags")))
-    langs = (final or {}).get("langs") or meta.get("langs") or list(data.get("langs") or [])
+    row.update(parse_tags(final.tags if final is not None else cfg.get("tags")))
+    langs = final.langs if final is not None else (meta.get("langs") or list(data.get("langs") or []))
+    shape = (final.model if final is not None else None) or meta.get("model_config") or {}
     derived = {
-        "seed": (final or cfg).get("seed"), "model_size": model.get("size"),
-        "hidden_size": ((final or {}).get("model") or meta.get("model_config") or {}).get("hidden_size"),
-        "num_layers": ((final or {}).get("model") or meta.get("model_config") or {}).get("num_layers"),
+        "seed": final.seed if final is not None else cfg.get("seed"), "model_size": model.get("size"),
+        "hidden_size": shape.get("hidden_size"), "num_layers": shape.get("num_layers"),
         "vocab_pieces": data.get("vocab_size"), "alpha": data.get("alpha"), "seq_len": data.get("seq_len"),
         "batch_tokens": data.get("batch_tokens"), "total_steps": meta.get("total_steps"),
         "n_langs": len(langs) if langs else None, "langs": ",".join(langs) if langs else None,
     }
     for k, v in derived.items():
         row.setdefault(k, v)
-    params = (final or {}).get("params") or meta.get("params") or {}
+    params = (final.params if final is not None else None) or meta.get("params") or {}
     for k in ("embedding", "non_embedding", "lm_head", "total"):
         row[f"params_{k}"] = _num(params.get(k))
-    src = final if final is not None else (_last_metrics(run_dir / "metrics.jsonl") or {})
-    row["steps"] = _num(src.get("steps", src.get("step")))
-    for k in ("tokens", "flops", "wall_s"):
-        row[k] = _num(src.get(k))
-    row["final_train_loss_bits"] = _num((final or {}).get("final_train_loss_bits"))
+    if final is not None:
+        progress = {"steps": final.steps, "tokens": final.tokens, "flops": final.flops, "wall_s": final.wall_s}
+    else:
+        last = _last_step(run_dir)
+        progress = {"steps": last.get("step"), **{k: last.get(k) for k in ("tokens", "flops", "wall_s")}}
+    row.update({k: _num(v) for k, v in progress.items()})
+    row["final_train_loss_bits"] = _num(final.final_train_loss_bits if final is not None else None)
 
     per_lang: dict[str, dict] = {}
-    for lang, r in ((final or {}).get("per_lang") or {}).items():
-        per_lang[lang] = {k: (_num(v) if k != "in_training" else bool(v)) for k, v in r.items()
+    for lang, r in (final.per_lang if final is not None else {}).items():
+        per_lang[lang] = {k: (_num(v) if k != "seen" else bool(v)) for k, v in r.to_dict().items()
                           if isinstance(v, (int, float, bool)) or v is None}
     train_langs = set(langs)
     for metric in ("bpb", "unigram_bpb", "bpb_below_unigram", "unigram_gain", "loss_bits", "acc"):
         vals = [per_lang[lang].get(metric, math.nan) for lang in per_lang if lang in train_langs]
         row[f"{metric}_mean"] = float(np.mean(vals)) if vals and not any(map(math.isnan, vals)) else math.nan
-    ev = (final or {}).get("eval") or {}
-    known = train_langs | set(per_lang) | set((final or {}).get("eval_langs") or [])
-    wide, ev_lang = _split_eval(ev, known)
-    row.update(wide)
-    for lang, vals in ev_lang.items():
-        per_lang.setdefault(lang, {}).update(vals)
+    for name, result in (final.eval if final is not None else {}).items():
+        wide, ev_lang = _split_suite(name, result)
+        row.update(wide)
+        for lang, vals in ev_lang.items():
+            per_lang.setdefault(lang, {}).update(vals)
     return row, per_lang
 
 
@@ -214,13 +190,8 @@ def load_curves(sweep_dir: str | os.PathLike) -> pd.DataFrame:
         if not path.exists():
             continue
         run, _ = _run_record(d)
-        cfg = (_read_json(d / "config.json") or {}).get("config") or {}
+        cfg = rundir.read_info(d, missing_ok=True).get("config") or {}
         keep = {"run": run["run"], "sweep": run["sweep"], "seed": run.get("seed"), **parse_tags(cfg.get("tags"))}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "loss" in rec:
-                rows.append({**keep, **{k: _num(v) for k, v in rec.items()}})
+        rows.extend({**keep, **{k: _num(v) for k, v in rec.items()}}
+                    for rec in rundir.read_metrics(d) if "loss" in rec)
     return pd.DataFrame(rows)

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ import sentencepiece as spm
 from tqdm import tqdm
 
 from . import cache
-from .corpus import open_lines, parse_langs, sampling_probs, select_languages, validate_languages
+from .corpus import LangStats, open_lines, parse_langs, sampling_probs, select_languages, validate_languages
 from .errors import XlmrError
 from .fsutil import atomic_write_bytes, atomic_write_json
 
@@ -218,10 +219,12 @@ def _write_sample(files: dict[str, Path], plan: dict[str, int], have: dict[str, 
 def train_tokenizer(corpus_dir: str | os.PathLike, langs: list[str] | None, vocab_size: int,
                     out_dir: str | os.PathLike, *, alpha: float = 0.3, sample_lines: int = SAMPLE_LINES,
                     seed: int = 0, threads: int | None = None, character_coverage: float = CHARACTER_COVERAGE,
-                    verbose: bool = False, progress: bool | None = None) -> Tokenizer:
+                    verbose: bool = False, progress: bool | None = None,
+                    stats: Mapping[str, LangStats] | None = None) -> Tokenizer:
     """Train a SentencePiece unigram model with ``vocab_size`` pieces on an α-sampled set of lines.
 
     Writes ``out_dir/spm.model`` and ``out_dir/tokenizer.json`` (settings, sample sizes, timings).
+    ``stats``: the result of ``validate_languages`` for exactly these languages, when the caller has checked them.
     """
     if not (isinstance(vocab_size, int) and vocab_size >= 8):
         raise XlmrError(f"vocab_size must be an integer >= 8 SentencePiece pieces, got {vocab_size!r}")
@@ -229,7 +232,8 @@ def train_tokenizer(corpus_dir: str | os.PathLike, langs: list[str] | None, voca
         raise XlmrError(f"sample_lines must be a positive integer, got {sample_lines!r}")
     if not 0 < character_coverage <= 1:
         raise XlmrError(f"character_coverage must be in (0, 1], got {character_coverage!r}")
-    stats = validate_languages(corpus_dir, langs)  # every bad input fails here, before the long parts
+    if stats is None:
+        stats = validate_languages(corpus_dir, langs)  # every bad input fails here, before the long parts
     files = {lang: s.path for lang, s in stats.items()}
     have = {lang: s.lines for lang, s in stats.items()}
     q = sampling_probs(have, alpha)
@@ -324,16 +328,22 @@ def tokenizer_key(corpus_dir, langs, vocab_size: int, *, alpha: float, seed: int
 def tokenizer_for(corpus_dir: str | os.PathLike, langs: list[str] | None, vocab_size: int, *,
                   alpha: float = 0.3, seed: int = 0, sample_lines: int = SAMPLE_LINES,
                   character_coverage: float = CHARACTER_COVERAGE, threads: int | None = None,
-                  cache_root: str | os.PathLike | None = None) -> Tokenizer:
-    """The tokenizer for these inputs, trained once and then read from the content-addressed cache."""
-    validate_languages(corpus_dir, langs)  # clear errors first; cached stats make this cheap next time
+                  cache_root: str | os.PathLike | None = None,
+                  stats: Mapping[str, LangStats] | None = None) -> Tokenizer:
+    """The tokenizer for these inputs, trained once and then read from the content-addressed cache.
+
+    ``stats``: ``validate_languages``'s result for (at least) these languages, when the caller has checked them.
+    """
+    if stats is None:
+        stats = validate_languages(corpus_dir, langs)  # clear errors first, before the long parts
     langs = sorted(select_languages(corpus_dir, langs))  # order does not change the tokenizer
+    stats = {lang: stats[lang] for lang in langs}
     key = tokenizer_key(corpus_dir, langs, vocab_size, alpha=alpha, seed=seed, sample_lines=sample_lines,
                         character_coverage=character_coverage)
 
     def build(tmp: Path) -> None:
         train_tokenizer(corpus_dir, langs, vocab_size, tmp, alpha=alpha, sample_lines=sample_lines, seed=seed,
-                        threads=threads, character_coverage=character_coverage)
+                        threads=threads, character_coverage=character_coverage, stats=stats)
 
     return Tokenizer(cache.get_or_build("tokenizer", key, build, root=cache_root) / "spm.model")
 

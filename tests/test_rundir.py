@@ -1,0 +1,87 @@
+"""The run directory and its records: a run that the trainer of an earlier version left still loads in full.
+
+``fixtures/run_v0`` is a complete run (4 steps of a 1-layer, 8-wide model on en and de, with the bpb,
+retrieval and tokenizer suites) written by the trainer and ``xlmr eval`` before ``rundir`` existed; its
+paths name the directory it was written in, so reading it here is also reading a moved run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from xlmr_core import hf, jobs, results, rundir
+from xlmr_core.errors import XlmrError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run_v0"
+
+
+@pytest.fixture()
+def old_run(tmp_path) -> Path:
+    run = tmp_path / "sweep" / "run_v0"
+    shutil.copytree(FIXTURE, run)
+    return run
+
+
+def test_old_final_json_round_trips_through_the_typed_record(old_run):
+    raw = json.loads(rundir.final_path(old_run).read_text())
+    record = rundir.read_final(old_run)
+    # every key kept as it was, except the one renamed since: per-language ``in_training`` is ``seen`` now
+    renamed = {lang: {("seen" if k == "in_training" else k): v for k, v in r.items()}
+               for lang, r in raw["per_lang"].items()}
+    assert "in_training" in raw["per_lang"]["en"] and record.to_dict() == dict(raw, per_lang=renamed)
+    rundir.write_final(old_run, record)
+    assert rundir.read_final(old_run).to_dict() == record.to_dict()
+    assert record.steps == 4 and record.langs == ["en", "de"] and record.model["hidden_size"] == 8
+    en = record.per_lang["en"]
+    assert en.seen and not en.extra and en.prob == pytest.approx(raw["per_lang"]["en"]["prob"]) and en.bpb > 0
+    assert set(record.eval) == {"bpb", "retrieval", "tokenizer"}
+    assert rundir.suite_per_lang(record.eval["retrieval"]).keys() == {"udhr_para"}
+    assert jobs.is_done(old_run) and rundir.is_done(old_run, need_eval=False)
+
+
+def test_old_checkpoints_are_found_and_load(old_run):
+    assert [rundir.checkpoint_step(p) for p in rundir.list_checkpoints(old_run)] == [4, 2]
+    # final.json names the checkpoint by the path it was written at; the moved directory's copy is used
+    assert rundir.run_checkpoint(old_run) == rundir.checkpoint_path(old_run, 4)
+    state, path = rundir.load_checkpoint(old_run)
+    assert state["step"] == 4 and path == rundir.checkpoint_path(old_run, 4)
+    model, _ = hf.load_checkpoint(path)
+    assert model.config.hidden_size == 8 and model.config.vocab_size == 302
+    with torch.no_grad():
+        assert torch.isfinite(model.logits(torch.tensor([[0, 5, 6, 2]]))).all()
+    assert rundir.run_config(old_run).data.langs == ("en", "de")
+
+
+def test_old_run_reads_into_the_results_frames(old_run):
+    df = results.load(old_run.parent)
+    row = df.iloc[0]
+    assert row["status"] == "done" and row["steps"] == 4 and row["sweep"] == "fixture" and row["n_langs"] == 2
+    assert row["params_total"] == rundir.read_final(old_run).params["total"]
+    long = results.load_long(old_run.parent).set_index("lang")
+    assert set(long.index) == {"en", "de", "fr"}  # fr: evaluated (retrieval, tokenizer), not trained on
+    raw = json.loads(rundir.final_path(old_run).read_text())
+    assert long.loc["de", "eval.bpb.bpb"] == pytest.approx(raw["eval"]["bpb"]["per_lang"]["de"]["bpb"])
+    assert long.loc["fr", "eval.retrieval.udhr_para.to_pivot"] == pytest.approx(
+        raw["eval"]["retrieval"]["sets"]["udhr_para"]["fr"]["to_pivot"])
+    assert bool(long.loc["en", "seen"]) and long.loc["en", "eval.tokenizer.tokens_per_char"] > 0
+    assert len(results.load_curves(old_run.parent)) == 4
+
+
+def test_merge_eval_keeps_the_record_and_adds_the_suite(old_run):
+    rundir.merge_eval(old_run, {"pll": {"settings": {"max_texts": 1}, "per_lang": {"en": {"bpb": 3.0}}}})
+    record = rundir.read_final(old_run)
+    assert set(record.eval) == {"bpb", "retrieval", "tokenizer", "pll"} and record.steps == 4
+
+
+def test_checkpoint_names_are_defined_once(tmp_path):
+    assert rundir.checkpoint_path(tmp_path, 100).name == "step_00000100.pt"
+    assert rundir.checkpoint_step(rundir.checkpoint_path(tmp_path, 100_000_000)) == 100_000_000
+    assert rundir.checkpoint_step(tmp_path / "100.pt") is None
+    assert rundir.checkpoint_step(tmp_path / ".step_00000100.pt.123.tmp") is None
+    with pytest.raises(XlmrError, match=r"no final.json and no checkpoints/step_\*.pt"):
+        rundir.run_checkpoint(tmp_path)
