@@ -286,6 +286,7 @@ class _Trainer:
         self.at = _Progress()
         self.loss: float | None = None
         self.t_run = time.time()
+        self.n_dev = self.device if d.world_size > 1 else torch.device("cpu")  # where counts are all-reduced
 
     def resume(self) -> Path | None:
         """Continue from the newest readable checkpoint, if any; returns its path."""
@@ -393,7 +394,6 @@ class _Trainer:
         if cfg.precision.activation_checkpointing:
             model.set_activation_checkpointing(True)
         fwd = torch.compile(ddp_model) if cfg.precision.compile else ddp_model
-        self.n_dev = device if d.world_size > 1 else "cpu"
         preempt = _PreemptFlag()
         preempt.install()
         peak = _peak_flops(device)
@@ -431,13 +431,7 @@ class _Trainer:
                         self.check_finite(unread, losses)
                         unread = []
                     if d.is_main and log_now:
-                        dt = time.time() - t_log
-                        rec = {"step": step, "tokens": self.at.tokens, "flops": self.at.flops, "loss": self.loss,
-                               "loss_bits": self.loss / LN2, "lr": lr, "grad_norm": grad_norm,
-                               "tokens_per_s": tok_log / dt if dt > 0 else None, "wall_s": self.wall_s()}
-                        if peak:
-                            rec["mfu"] = b.flops_per_step * (tok_log / b.tokens_per_step) / dt / peak
-                        rundir.append_metrics(self.run_dir, rec)
+                        self.log(lr, grad_norm, tok_log, time.time() - t_log, peak)
                         t_log, tok_log = time.time(), 0
                     if progress is not None:
                         progress.update(1)
@@ -459,6 +453,16 @@ class _Trainer:
             if progress is not None:
                 progress.close()
         return True
+
+    def log(self, lr: float, grad_norm: float, tokens: int, dt: float, peak: float | None) -> None:
+        """One metrics.jsonl record of the current step; throughput over the ``tokens`` of the last ``dt`` s."""
+        b, at = self.budget, self.at
+        rec = {"step": at.step, "tokens": at.tokens, "flops": at.flops, "loss": self.loss,
+               "loss_bits": self.loss / LN2, "lr": lr, "grad_norm": grad_norm,
+               "tokens_per_s": tokens / dt if dt > 0 else None, "wall_s": self.wall_s()}
+        if peak:
+            rec["mfu"] = b.flops_per_step * (tokens / b.tokens_per_step) / dt / peak
+        rundir.append_metrics(self.run_dir, rec)
 
     def heldout(self) -> dict:
         """Held-out masked-LM loss per language, in bits per UTF-8 byte, on fixed blocks and mask draws."""
