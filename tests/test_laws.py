@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from xlmr_core import laws, plots, results
+from xlmr_core.errors import XlmrError
 
 ATLAS_TRUE = dict(L_inf=1.2, A=60.0, B=40.0, alpha=0.35, beta=0.3, phi=0.12, psi=-0.05)
 CHIN_TRUE = {"high": dict(E=1.5, A=200.0, B=300.0, alpha=0.34, beta=0.28),
@@ -250,6 +251,60 @@ def test_extrapolate_fits_small_predicts_large(table):
     assert "held-out R² = " in repr(ext) and "relative error" in repr(ext)
     fewer_k = laws.extrapolate(table, "atlas", by="K", n_holdout=1, n_boot=5, max_inits=16)
     assert (fewer_k.points["K"] == 8).all() and fewer_k.fit.data["K"].max() == 4
+
+
+def test_extrapolation_is_scored_against_carrying_the_last_fitted_point_forward():
+    t = chinchilla_table(noise=0.0)
+    t = t[t["group"] == "high"]
+    ext = laws.extrapolate(t, "chinchilla", by="N", n_boot=5, max_inits=24)
+    pts = ext.points.set_index("D")
+    prev = t[t["N"] == 3e6].groupby("D")["loss"].mean()  # the largest fitted N, same D and group
+    np.testing.assert_allclose(pts["baseline"], prev.loc[pts.index])
+    np.testing.assert_allclose(pts["baseline_rel_error"], (prev.loc[pts.index] - pts["observed"]) / pts["observed"])
+    assert ext.baseline_mean_abs_rel_error == pytest.approx(np.abs(pts["baseline_rel_error"]).mean())
+    assert ext.law_mean_abs_rel_error_on_baseline == pytest.approx(ext.mean_abs_rel_error)
+    # the law holds exactly here, so it beats "nothing changes beyond N = 3e6" by far
+    assert ext.mean_abs_rel_error < 1e-3 < 0.01 < ext.baseline_mean_abs_rel_error
+    assert "carried forward" in ext.summary() and "baseline" in repr(ext)
+
+
+LANG_OFFSET = {"en": 0.0, "sl": 1.4, "fr": -0.6, "hr": 0.9, "de": 2.0, "sr": -0.3, "ru": 0.5, "bg": 1.1}
+
+
+def test_a_constant_per_language_recovers_the_shared_exponents(table):
+    """Languages with their own L∞ (entropy per byte) and shared A, B, exponents: the pooled law cannot fit them,
+    the law with ``constant_by="lang"`` recovers the exponents and each language's L∞."""
+    t = table.copy()
+    t["loss"] = t["loss"] + t["lang"].map(LANG_OFFSET)
+    pooled = laws.fit_law(t, "atlas", **FAST)
+    assert not pooled.ok and any(f.startswith("R² = ") for f in pooled.flags)
+    fit = laws.fit_law(t, "atlas", constant_by="lang", **FAST)
+    assert fit.ok, fit.flags
+    _within(fit, ATLAS_TRUE, ["phi", "psi", "alpha", "beta"])
+    assert fit.levels == tuple(sorted(LANG_OFFSET)) and fit.n_params == 8 + 2 + 4
+    for lang, off in LANG_OFFSET.items():
+        lo, hi = fit.ci[f"L_inf[{lang}]"]
+        assert lo <= ATLAS_TRUE["L_inf"] + off <= hi, (lang, fit.params[f"L_inf[{lang}]"], lo, hi)
+    assert fit.r2_within > 0.95 and fit.r2 > fit.r2_within  # the constants alone explain the between-language part
+    assert 0.9 < fit.r2_within_ci[0] <= fit.r2_within_ci[1] <= 1
+    assert "L∞[de]" in repr(fit) and "within lang R²" in fit.r2_text()
+    assert {"L_inf[en]", "r2_within"} <= set(fit.table()["param"])
+    at = {"K": [4, 4], "N": [1e6, 1e6], "D_t": [1e7, 1e7], "lang": ["de", "xx"]}
+    pred = fit.predict(at)
+    assert pred[0] == pytest.approx(atlas_loss(4, 1e6, 1e7) + LANG_OFFSET["de"], rel=0.02) and np.isnan(pred[1])
+    with pytest.raises(XlmrError, match="give the lang column"):
+        fit.predict({"K": [4], "N": [1e6], "D_t": [1e7]})
+    ext = laws.extrapolate(t, "atlas", by="N", constant_by="lang", **FAST)
+    assert ext.mean_abs_rel_error < 0.01 and ext.fit.constant_by == "lang"
+    pts = ext.points
+    dev = pts["observed"] - pts.groupby("lang")["observed"].transform("mean")
+    assert ext.r2_within == pytest.approx(1 - ((pts["observed"] - pts["predicted"]) ** 2).sum() / (dev ** 2).sum())
+    assert 0.9 < ext.r2_within < ext.r2 and "within lang" in ext.summary()
+    fig = plots.law_fit({"pooled": pooled, "per language": fit}, x="N", hue="K", at={"D_t": 1e7})
+    curve = fig.plotted_data[(fig.plotted_data["panel"] == "per language: curve")]
+    en = t[(t["lang"] == "en") & (t["K"] == 8) & (t["N"] == 1e5) & (t["D_t"] == 1e7)]
+    got = curve[(curve["series"] == "K=8") & (curve["x"] == 1e5)]  # the curves of one language, en by default
+    assert got["y"].iloc[0] == pytest.approx(en["loss"].mean()) and got["n"].iloc[0] == len(en)
 
 
 # ---------------------------------------------------------------- derived answers

@@ -35,12 +35,17 @@ design), a parameter at its bound, R² of the point means below ``min_r2``, fail
 number a ``LawFit`` prints or tabulates comes with its interval.
 
 **Pooling languages** in one fit assumes they share L∞, A and B. In raw bits per byte they do not (scripts and
-languages differ in entropy per byte); the unigram-normalised loss removes much of that. Fit a group or a
-language at a time (``select``) where the pooled fit is flagged. With unequal sampling probabilities, a fixed
-design identifies β only through cross-language differences in D_t, which confound data with language.
+languages differ in entropy per byte); the unigram-normalised loss removes much of that.
+``fit_law(constant_by="lang")`` gives every language its own constant (L∞ per language: its entropy per byte)
+while the exponents and coefficients stay shared, the fixed-effects form of the law. Its R² of interest is then
+the within-language one (``LawFit.r2_within``: how much of each language's variation over K, N and D_t the law
+explains), which is also what ``min_r2`` is checked against. Or fit a group or a language at a time
+(``select``). With unequal sampling probabilities, a fixed design identifies β only through cross-language
+differences in D_t, which confound data with language.
 
 **Prediction is the test of a law**: ``extrapolate`` fits on the smaller points (smaller N, or fewer K) and
-predicts the held-out larger ones: relative error per point and held-out R², with intervals.
+predicts the held-out larger ones: relative error per point and held-out R², with intervals, next to the baseline
+a law has to beat: each held-out point predicted by its own value at the largest fitted size, carried forward.
 
 **Derived answers** (each with its bootstrap interval):
 
@@ -194,7 +199,8 @@ def get_law(law: str | Law) -> Law:
 
 
 def _sym(name: str) -> str:
-    return SYMBOLS.get(name, name)
+    base, sep, rest = name.partition("[")  # a per-language constant: L_inf[en] -> L∞[en]
+    return SYMBOLS.get(base, base) + sep + rest
 
 
 def _fmt(v: float, sig: int = 3) -> str:
@@ -359,8 +365,11 @@ class _Model:
     """A law laid out on a data set: centred log variables, which exponents and terms the data identify, and
     the map from the parameter vector θ = [constant, log-coefficients (centred), exponents] to predictions."""
 
-    def __init__(self, law: Law, X: np.ndarray, space: str):
+    def __init__(self, law: Law, X: np.ndarray, space: str, levels: Sequence[str] = ()):
         self.law, self.space = law, space
+        self.levels = tuple(levels)
+        """Names of the groups that each have their own constant (``constant_by``); empty: one constant."""
+        self.n_const = max(1, len(self.levels))
         logx = np.log(X)  # (n, v)
         self.log_ref = logx.mean(axis=0)  # geometric means: the centre
         self.const_var = np.ptp(logx, axis=0) < 1e-9 if len(X) else np.ones(len(law.variables), bool)
@@ -379,7 +388,9 @@ class _Model:
                        for v, e, s in t.powers if law.resolve(e) in self.eidx]
         self.unknown = [(i, vidx[v]) for i, t in enumerate(self.terms) for v, e, _ in t.powers
                         if law.resolve(e) not in self.eidx]
-        self.n_params = 1 + len(self.terms) + len(self.exponents)
+        self.n_params = self.n_const + len(self.terms) + len(self.exponents)
+        self.const_names = ([f"{law.constant}[{g}]" for g in self.levels] if self.levels else [law.constant])
+        self.param_names = (*self.const_names, *(t.coef for t in law.terms), *law.exponents)
 
     def z(self, X: np.ndarray) -> np.ndarray:
         return np.log(X) - self.log_ref
@@ -392,12 +403,14 @@ class _Model:
         return M.reshape(len(self.exponents), -1)
 
     def _split(self, theta):
-        m = len(self.terms)
-        return theta[0], theta[1:1 + m], theta[1 + m:]
+        m, g = len(self.terms), self.n_const
+        return theta[:g], theta[g:g + m], theta[g + m:]
 
-    def forward(self, theta, Z, M=None):
-        """Predicted loss (n,), log-space: log L̂; linear: L̂; and d out / d t_i (terms, n), d out / d c (n,)."""
+    def forward(self, theta, Z, g, M=None):
+        """Predicted loss (n,), log-space: log L̂; linear: L̂; and d out / d t_i (terms, n), d out / d c (n,).
+        ``g``: each row's constant (index into the groups; zeros with one constant)."""
         c, a, p = self._split(theta)
+        c = c[g]
         M = self._M(Z) if M is None else M
         n = Z.shape[0]
         T = a[:, None] + (p @ M).reshape(len(a), n)  # (terms, n)
@@ -409,21 +422,23 @@ class _Model:
         eT = np.exp(T)
         return c + eT.sum(axis=0), eT, np.ones(n)
 
-    def objective(self, theta, Z, M, target, delta):
-        out, w, w0 = self.forward(theta, Z, M)
+    def objective(self, theta, Z, g, M, target, delta):
+        out, w, w0 = self.forward(theta, Z, g, M)
         r = out - target
-        h, g = _huber(r, delta)
-        gi = w * g  # (terms, n)
-        grad = np.concatenate([[w0 @ g], gi.sum(axis=1), M @ gi.ravel()])
+        h, dh = _huber(r, delta)
+        gi = w * dh  # (terms, n)
+        grad = np.concatenate([np.bincount(g, weights=w0 * dh, minlength=self.n_const), gi.sum(axis=1),
+                               M @ gi.ravel()])
         scale = len(target) * delta
         return float(h.sum() / scale), grad / scale
 
-    def predict(self, theta, X: np.ndarray) -> np.ndarray:
-        """Predicted loss in loss units; NaN where the data fixed an exponent that this X would need."""
+    def predict(self, theta, X: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Predicted loss in loss units; NaN where the data fixed an exponent that this X would need, or where
+        the row's group had no constant fitted (``g`` = −1)."""
         Z = self.z(X)
-        out = self.forward(theta, Z)[0]
+        out = self.forward(theta, Z, np.maximum(g, 0))[0]
         pred = np.exp(out) if self.space == "log" else out
-        bad = np.zeros(len(X), bool)
+        bad = g < 0
         for _i, j in self.unknown:
             bad |= np.abs(Z[:, j]) > 1e-9
         for t in self.dropped:
@@ -439,32 +454,34 @@ class _Model:
             spread = max(float(np.ptp(y)), 1e-3 * float(np.abs(y).mean()), 1e-6)
             cb = (float(y.min()) - 100.0 * spread - 10.0, float(y.max()) + 10.0 * spread)
         eb = [_SIGNED_BOUNDS if e in self.law.signed else _DECAY_BOUNDS for e in self.exponents]
-        return [cb] + [_COEF_BOUNDS] * len(self.terms) + eb
+        return [cb] * self.n_const + [_COEF_BOUNDS] * len(self.terms) + eb
 
-    def init_grid(self, y: np.ndarray, max_inits: int, rng) -> list[np.ndarray]:
+    def init_grid(self, y: np.ndarray, g: np.ndarray, max_inits: int, rng) -> list[np.ndarray]:
+        """Starts on a grid: the constant(s) below each group's smallest loss, the coefficients and exponents."""
+        low = np.array([y[g == k].min() if (g == k).any() else y.min() for k in range(self.n_const)])
         if self.space == "log":
-            c0 = [float(np.log(y.min() * f)) for f in (0.95, 0.6, 0.2)]
+            c0 = [np.log(low * f) for f in (0.95, 0.6, 0.2)]
             a0 = [float(np.log(y.mean() * f)) for f in (0.3, 0.03)]
         else:
             spread = max(float(np.ptp(y)), 1e-3 * float(np.abs(y).mean()), 1e-6)
-            c0 = [float(y.min() - spread * f) for f in (0.1, 1.0, 3.0)]
+            c0 = [low - spread * f for f in (0.1, 1.0, 3.0)]
             a0 = [float(np.log(spread * f)) for f in (1.0, 0.1)]
         e0 = [[-0.1, 0.15] if e in self.law.signed else [0.2, 0.5, 1.0] for e in self.exponents]
         axes = [c0] + [a0] * len(self.terms) + e0
         n = math.prod(len(a) for a in axes)
         if n <= max_inits:
-            return [np.array(g, float) for g in itertools.product(*axes)]
+            return [np.hstack(point).astype(float) for point in itertools.product(*axes)]
         picks = rng.choice(n, size=max_inits, replace=False)
         out = []
         for flat in sorted(picks):
-            g, rest = [], int(flat)
+            point, rest = [], int(flat)
             for a in reversed(axes):
                 rest, i = divmod(rest, len(a))
-                g.append(a[i])
-            out.append(np.array(g[::-1], float))
+                point.append(a[i])
+            out.append(np.hstack(point[::-1]).astype(float))
         return out
 
-    def fit(self, Z, target, bounds, starts, delta) -> list[tuple[float, np.ndarray]]:
+    def fit(self, Z, g, target, bounds, starts, delta) -> list[tuple[float, np.ndarray]]:
         """L-BFGS-B from each start; (objective, θ) sorted best first (failed starts dropped)."""
         from scipy.optimize import minimize
 
@@ -474,7 +491,7 @@ class _Model:
             x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
             with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
-                res = minimize(self.objective, x0, args=(Z, M, target, delta), jac=True, method="L-BFGS-B",
+                res = minimize(self.objective, x0, args=(Z, g, M, target, delta), jac=True, method="L-BFGS-B",
                                bounds=bounds, options={"maxiter": 2000, "ftol": 1e-10, "gtol": 1e-8})
             if np.isfinite(res.fun) and np.all(np.isfinite(res.x)):
                 out.append((float(res.fun), res.x))
@@ -484,12 +501,13 @@ class _Model:
     def reported(self, theta) -> dict[str, float]:
         """θ → the law's parameters in original units (NaN for what the data do not identify)."""
         law = self.law
-        out = dict.fromkeys(law.param_names, math.nan)
+        out = dict.fromkeys(self.param_names, math.nan)
         c, a, p = self._split(theta)
-        if self.space == "log":
-            out[law.constant] = math.exp(c)
-        else:
-            out[law.constant] = -c if law.negative_constant else c
+        for name, ck in zip(self.const_names, c):
+            if self.space == "log":
+                out[name] = math.exp(ck)
+            else:
+                out[name] = float(-ck if law.negative_constant else ck)
         for e in law.exponents:
             r = law.resolve(e)
             if r in self.eidx:
@@ -550,6 +568,14 @@ class LawFit:
     level: float = 0.95
     n_boot: int = 0
     delta: float = DELTA
+    constant_by: str | None = None
+    """The column whose values each have their own constant (``fit_law(constant_by=...)``); None: one constant."""
+    levels: tuple[str, ...] = ()
+    """Those values, in the order of the constants."""
+    r2_within: float = math.nan
+    """With ``constant_by``: R² of the point means around each group's own mean (what the law explains beyond
+    the constants), NaN otherwise."""
+    r2_within_ci: tuple[float, float] = (math.nan, math.nan)
     _model: _Model | None = field(default=None, repr=False)
     _theta: np.ndarray | None = field(default=None, repr=False)
     _theta_boot: np.ndarray | None = field(default=None, repr=False)
@@ -563,6 +589,11 @@ class LawFit:
     def fitted(self) -> bool:
         """True when there are parameter values at all (possibly flagged)."""
         return self._theta is not None
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Reported parameters: the constant (one per level with ``constant_by``), the coefficients, the exponents."""
+        return _param_names(self.law, self.levels)
 
     def value(self, name: str) -> float:
         return self.params.get(name, math.nan)
@@ -580,20 +611,32 @@ class LawFit:
             raise XlmrError(f"{self.law.name} law: no column(s) {', '.join(missing)} to predict at")
         return frame[cols].to_numpy(float)
 
+    def _groups(self, frame) -> np.ndarray:
+        """Each row's constant: its index among ``levels`` (−1: a level the fit has no constant for)."""
+        if isinstance(frame, Mapping):
+            frame = pd.DataFrame({k: np.atleast_1d(v) for k, v in frame.items()})
+        if not self.constant_by:
+            return np.zeros(len(frame), int)
+        if self.constant_by not in frame.columns:
+            raise XlmrError(f"{self.law.name} law with a constant per {self.constant_by}: give the {self.constant_by} "
+                            f"column to predict at (fitted: {', '.join(self.levels)})")
+        index = {v: k for k, v in enumerate(self.levels)}
+        return np.array([index.get(v, -1) for v in frame[self.constant_by].astype(str)], int)
+
     def predict(self, frame, *, interval: bool = False):
         """Predicted loss at the rows of ``frame`` (a DataFrame or {variable: values}); with ``interval``, a
         DataFrame (predicted, lo, hi) whose interval is the bootstrap's of the mean prediction."""
-        X = self._X(frame)
+        X, g = self._X(frame), self._groups(frame)
         n = len(X)
         if self._theta is None:
             pred = np.full(n, np.nan)
             return pd.DataFrame({"predicted": pred, "lo": pred, "hi": pred}) if interval else pred
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            pred = self._model.predict(self._theta, X)
+            pred = self._model.predict(self._theta, X, g)
             if not interval:
                 return pred
             if self._theta_boot is not None and len(self._theta_boot) >= 2:
-                B = np.stack([self._model.predict(t, X) for t in self._theta_boot])  # (boot, n)
+                B = np.stack([self._model.predict(t, X, g) for t in self._theta_boot])  # (boot, n)
                 lo, hi = np.array([_interval(B[:, i], self.level) for i in range(n)]).T.reshape(2, n)
             else:
                 lo = hi = np.full(n, np.nan)
@@ -601,42 +644,63 @@ class LawFit:
 
     def predict_samples(self, frame) -> np.ndarray:
         """Bootstrap predictions (boot, n) at the rows of ``frame``."""
-        X = self._X(frame)
+        X, g = self._X(frame), self._groups(frame)
         if self._theta_boot is None or not len(self._theta_boot):
             return np.empty((0, len(X)))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return np.stack([self._model.predict(t, X) for t in self._theta_boot])
+            return np.stack([self._model.predict(t, X, g) for t in self._theta_boot])
 
     def r2_text(self) -> str:
-        """``R² = 0.98 [0.96, 0.99]`` (of the point means)."""
-        return f"R² = {fmt_interval(self.r2, *self.r2_ci, sig=4)}"
+        """``R² = 0.98 [0.96, 0.99]`` (of the point means; with ``constant_by`` also the within-group R²)."""
+        text = f"R² = {fmt_interval(self.r2, *self.r2_ci, sig=4)}"
+        if self.constant_by:
+            text += f", within {self.constant_by} R² = {fmt_interval(self.r2_within, *self.r2_within_ci, sig=4)}"
+        return text
 
     def table(self) -> pd.DataFrame:
         """One row per parameter: value, interval, whether it sits at its bound; then R²."""
         at_bound = {p for f in self.flags if f.startswith("at bound: ") for p in f[len("at bound: "):].split(", ")}
         rows = [{"law": self.law.name, "param": p, "symbol": _sym(p), "value": self.params[p],
                  "lo": self.ci[p][0], "hi": self.ci[p][1], "at_bound": _sym(p) in at_bound}
-                for p in self.law.param_names]
+                for p in self.param_names]
         rows.append({"law": self.law.name, "param": "r2", "symbol": "R²", "value": self.r2, "lo": self.r2_ci[0],
                      "hi": self.r2_ci[1], "at_bound": False})
+        if self.constant_by:
+            rows.append({"law": self.law.name, "param": "r2_within", "symbol": f"R² within {self.constant_by}",
+                         "value": self.r2_within, "lo": self.r2_within_ci[0], "hi": self.r2_within_ci[1],
+                         "at_bound": False})
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
-        head = (f"{self.law.title}: {self.law.formula}\n  on {self.loss}; {self.n_rows} rows, {self.n_points} points, "
+        per = f", {_sym(self.law.constant)} per {self.constant_by}" if self.constant_by else ""
+        head = (f"{self.law.title}: {self.law.formula}{per}\n"
+                f"  on {self.loss}; {self.n_rows} rows, {self.n_points} points, "
                 f"{self.n_params} free parameters; {self.space}-space Huber (δ={self.delta:g}); "
                 f"bootstrap {len(self.boot)}/{self.n_boot} refits, {self.level:.0%} intervals")
         lines = [head]
         if self.fitted:
-            for p in self.law.param_names:
+            for p in self.param_names:
                 lines.append(f"  {_sym(p):>3} = {fmt_interval(self.params[p], *self.ci[p])}")
             lines.append(f"   {self.r2_text()} (point means)")
         lines.append("  flags: " + ("none" if self.ok else "; ".join(self.flags)))
         return "\n".join(lines)
 
 
-def _point_keys(df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
-    keys = list(cols) + [c for c in ("lang", "group") if c in df.columns]
+def _param_names(law: Law, levels: Sequence[str] = ()) -> tuple[str, ...]:
+    consts = [f"{law.constant}[{g}]" for g in levels] if levels else [law.constant]
+    return (*consts, *(t.coef for t in law.terms), *law.exponents)
+
+
+def _point_keys(df: pd.DataFrame, cols: Sequence[str], extra: Sequence[str] = ()) -> np.ndarray:
+    keys = list(dict.fromkeys([*cols, *[c for c in ("lang", "group") if c in df.columns], *extra]))
     return df.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+
+
+def _r2_within(y: np.ndarray, pred: np.ndarray, g: np.ndarray) -> float:
+    """1 − Σ(y − ŷ)² / Σ(y − ȳ_g)²: R² around each group's own mean."""
+    means = np.bincount(g, weights=y) / np.maximum(np.bincount(g), 1)
+    ss = float(((y - means[g]) ** 2).sum())
+    return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else math.nan
 
 
 def _flag_collinear(model: _Model, Z: np.ndarray, law: Law) -> list[str]:
@@ -662,14 +726,15 @@ def _flag_collinear(model: _Model, Z: np.ndarray, law: Law) -> list[str]:
 def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss",
             columns: Mapping[str, str] | None = None, space: str | None = None, n_boot: int = 200,
             level: float = 0.95, min_r2: float = MIN_R2, delta: float = DELTA, max_inits: int = 64,
-            boot_starts: int = 2, seed: int = 0) -> LawFit:
+            boot_starts: int = 2, seed: int = 0, constant_by: str | None = None) -> LawFit:
     """Fit ``law`` to ``table`` (from ``fitting_table``): Huber on log-loss by L-BFGS-B from a grid of starts,
     bootstrap over points and seeds (``n_boot`` refits), and the flags of a bad fit. Too few rows give a
     flagged fit with NaN parameters, never an exception. ``columns`` maps law variables to other columns
-    (``{"D": "D_t"}``)."""
+    (``{"D": "D_t"}``). ``constant_by`` (e.g. ``"lang"``): one constant per value of that column, the rest of
+    the law shared; ``min_r2`` then applies to the within-group R²."""
     law = get_law(law)
     cols = {v: (columns or {}).get(v, v) for v in law.variables}
-    missing = [c for c in [*cols.values(), loss] if c not in table.columns]
+    missing = [c for c in [*cols.values(), loss, *([constant_by] if constant_by else [])] if c not in table.columns]
     if missing:
         raise XlmrError(f"fit_law({law.name}): the table has no column(s) {', '.join(missing)}; build it with "
                         f"laws.fitting_table")
@@ -679,6 +744,11 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
     ok = np.isfinite(y) & np.all(np.isfinite(X) & (X > 0), axis=1)
     data = table[ok].reset_index(drop=True)
     X, y = X[ok], y[ok]
+    if constant_by:
+        codes, uniques = pd.factorize(data[constant_by].astype(str), sort=True)
+        g, levels = codes.astype(int), tuple(str(u) for u in uniques)
+    else:
+        g, levels = np.zeros(len(y), int), ()
     space = space or law.space
     if space == "auto":
         space = "log" if len(y) and (y > 0).all() else "linear"
@@ -688,19 +758,21 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
     flags: list[str] = []
     if table.attrs.get("note"):
         flags.append(table.attrs["note"])
-    empty = {p: math.nan for p in law.param_names}
+    names = _param_names(law, levels)
+    extra = dict(constant_by=constant_by, levels=levels)
 
     def unfitted(reason: str) -> LawFit:
-        return LawFit(law=law, loss=what, columns=cols, space=space, params=dict(empty),
-                      ci={p: (math.nan, math.nan) for p in law.param_names}, boot=pd.DataFrame(columns=law.param_names),
+        return LawFit(law=law, loss=what, columns=cols, space=space, params=dict.fromkeys(names, math.nan),
+                      ci={p: (math.nan, math.nan) for p in names}, boot=pd.DataFrame(columns=list(names)),
                       r2=math.nan, r2_ci=(math.nan, math.nan), n_rows=len(y), n_points=0, n_params=0,
-                      flags=flags + [reason], data=data, loss_column=loss, level=level, n_boot=n_boot, delta=delta)
+                      flags=flags + [reason], data=data, loss_column=loss, level=level, n_boot=n_boot, delta=delta,
+                      **extra)
 
     if len(y) < 2:
         return unfitted(f"no fit: {len(y)} usable rows")
-    keys = _point_keys(data, list(cols.values()))
+    keys = _point_keys(data, list(cols.values()), [constant_by] if constant_by else [])
     n_points = int(keys.max()) + 1
-    model = _Model(law, X, space)
+    model = _Model(law, X, space, levels)
     for j, v in enumerate(law.variables):
         if model.const_var[j]:
             lost = [t.coef for t in model.dropped if any(pv == v for pv, _, _ in t.powers)]
@@ -718,7 +790,7 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
     target = np.log(y) if space == "log" else y
     bounds = model.bounds(y)
     rng = np.random.default_rng(seed)
-    runs = model.fit(Z, target, bounds, model.init_grid(y, max_inits, rng), delta)
+    runs = model.fit(Z, g, target, bounds, model.init_grid(y, g, max_inits, rng), delta)
     if not runs:
         return unfitted("no fit: the optimiser failed from every start")
     theta = runs[0][1]
@@ -733,20 +805,25 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
             starts.append(t)
     rows_of = [np.flatnonzero(keys == k) for k in range(n_points)]
     Xp = np.array([X[rows_of[k][0]] for k in range(n_points)])  # each point's sizes
-    thetas, reported, r2s = [], [], []
+    gp = np.array([g[rows_of[k][0]] for k in range(n_points)])  # and constant
+    thetas, reported, r2s, r2ws = [], [], [], []
     for _ in range(n_boot):
         pts = rng.integers(0, n_points, n_points)
         parts = [rows_of[p][rng.integers(0, len(rows_of[p]), len(rows_of[p]))] for p in pts]
         idx = np.concatenate(parts)
-        res = model.fit(Z[idx], target[idx], bounds, starts, delta)
+        res = model.fit(Z[idx], g[idx], target[idx], bounds, starts, delta)
         if res:
             thetas.append(res[0][1])
-            reported.append(model.reported(res[0][1]))
+            rep = model.reported(res[0][1])
+            for k in np.setdiff1d(np.arange(len(levels)), g[idx]):  # a level the resample left out: no value
+                rep[model.const_names[k]] = math.nan
+            reported.append(rep)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # R² of the refit on its resample
-                r2s.append(_r2(np.array([y[ix].mean() for ix in parts]), model.predict(res[0][1], Xp[pts])))
-    boot = pd.DataFrame(reported, columns=list(law.param_names))
-    ci = {p: _interval(boot[p].to_numpy(float), level) if len(boot) else (math.nan, math.nan)
-          for p in law.param_names}
+                ys, ps = np.array([y[ix].mean() for ix in parts]), model.predict(res[0][1], Xp[pts], gp[pts])
+                r2s.append(_r2(ys, ps))
+                r2ws.append(_r2_within(ys, ps, gp[pts]))
+    boot = pd.DataFrame(reported, columns=list(names))
+    ci = {p: _interval(boot[p].to_numpy(float), level) if len(boot) else (math.nan, math.nan) for p in names}
     theta_boot = np.array(thetas) if thetas else None
     if n_boot and len(thetas) < 0.9 * n_boot:
         flags.append(f"bootstrap: {n_boot - len(thetas)} of {n_boot} refits failed")
@@ -754,15 +831,18 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
     # R² of the point means; its interval: each bootstrap refit scored on its own resample
     ymean = data.assign(_y=y, _k=keys).groupby("_k")["_y"].mean().to_numpy()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        r2 = _r2(ymean, model.predict(theta, Xp))
+        pred_points = model.predict(theta, Xp, gp)
+        r2 = _r2(ymean, pred_points)
+        r2w = _r2_within(ymean, pred_points, gp) if constant_by else math.nan
     r2_ci = _interval(np.array(r2s), level) if r2s else (math.nan, math.nan)
-    if not np.isfinite(r2) or r2 < min_r2:
-        flags.append(f"R² = {_fmt(r2)} < {min_r2:g}")
+    r2w_ci = _interval(np.array(r2ws), level) if constant_by and r2ws else (math.nan, math.nan)
+    checked, what_r2 = (r2w, f"R² within {constant_by}") if constant_by else (r2, "R²")
+    if not np.isfinite(checked) or checked < min_r2:
+        flags.append(f"{what_r2} = {_fmt(checked)} < {min_r2:g}")
 
-    names = ["constant"] + [t.coef for t in model.terms] + model.exponents
-    names[0] = law.constant
+    theta_names = [*model.const_names, *(t.coef for t in model.terms), *model.exponents]
     hit = []
-    for name, v, (lo, hi) in zip(names, theta, bounds):
+    for name, v, (lo, hi) in zip(theta_names, theta, bounds):
         tol = 1e-3 * max(1.0, abs(lo), abs(hi))
         if v - lo < tol or hi - v < tol:
             hit.append(_sym(name))
@@ -770,8 +850,8 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
         flags.append("at bound: " + ", ".join(hit))
     return LawFit(law=law, loss=what, columns=cols, space=space, params=params, ci=ci, boot=boot, r2=r2,
                   r2_ci=r2_ci, n_rows=len(y), n_points=n_points, n_params=model.n_params, flags=flags, data=data,
-                  loss_column=loss, level=level, n_boot=n_boot, delta=delta, _model=model, _theta=theta,
-                  _theta_boot=theta_boot)
+                  loss_column=loss, level=level, n_boot=n_boot, delta=delta, **extra, r2_within=r2w,
+                  r2_within_ci=r2w_ci, _model=model, _theta=theta, _theta_boot=theta_boot)
 
 
 def fit_groups(table: pd.DataFrame, law: str | Law = "chinchilla", *, by: str = "group",
@@ -804,21 +884,40 @@ class Extrapolation:
     mean_abs_rel_error: float
     mean_abs_rel_error_ci: tuple[float, float]
     flags: list[str]
+    baseline_mean_abs_rel_error: float = math.nan
+    """The baseline a law has to beat: each held-out point predicted by the observed value of the same point
+    (the other variables, language and group equal) at the largest ``by`` fitted, as if nothing changed
+    beyond it; mean |relative error| over the points that have one (``points["baseline"]``)."""
+    law_mean_abs_rel_error_on_baseline: float = math.nan
+    """The law's mean |relative error| on those same points."""
+    r2_within: float = math.nan
+    """With a constant per group (``constant_by``): the held-out R² around each group's own mean of the held-out
+    points, what the law predicts beyond each language's level (``r2`` counts the levels too)."""
 
     @property
     def ok(self) -> bool:
         return not self.flags and self.fit.ok
 
     def summary(self) -> str:
-        """``held-out R² = … [lo, hi]; mean |relative error| = … [lo, hi]``."""
-        return (f"held-out R² = {fmt_interval(self.r2, *self.r2_ci)}; mean |relative error| = "
-                f"{fmt_interval(self.mean_abs_rel_error, *self.mean_abs_rel_error_ci)}")
+        """``held-out R² = … [lo, hi]; mean |relative error| = … [lo, hi]``, and the baseline's."""
+        text = f"held-out R² = {fmt_interval(self.r2, *self.r2_ci)}"
+        if self.fit.constant_by:
+            text += f" (within {self.fit.constant_by}: {_fmt(self.r2_within)})"
+        text += f"; mean |relative error| = {fmt_interval(self.mean_abs_rel_error, *self.mean_abs_rel_error_ci)}"
+        if np.isfinite(self.baseline_mean_abs_rel_error):
+            text += (f"; nearest fitted {self.by} carried forward: {_fmt(self.baseline_mean_abs_rel_error)} "
+                     f"(law {_fmt(self.law_mean_abs_rel_error_on_baseline)} on the same points)")
+        return text
 
     def __repr__(self) -> str:
         lines = [f"{self.fit.law.title} fitted on {self.by} < {_fmt(self.threshold)} ({self.fit.n_points} points), "
                  f"predicting {len(self.points)} held-out points with {self.by} ≥ {_fmt(self.threshold)}",
-                 f"  held-out R² = {fmt_interval(self.r2, *self.r2_ci)}",
-                 f"  mean |relative error| = {fmt_interval(self.mean_abs_rel_error, *self.mean_abs_rel_error_ci)}"]
+                 f"  held-out R² = {fmt_interval(self.r2, *self.r2_ci)}"
+                 + (f", within {self.fit.constant_by} {_fmt(self.r2_within)}" if self.fit.constant_by else ""),
+                 f"  mean |relative error| = {fmt_interval(self.mean_abs_rel_error, *self.mean_abs_rel_error_ci)}",
+                 f"  baseline (the nearest fitted {self.by} carried forward): mean |relative error| = "
+                 f"{_fmt(self.baseline_mean_abs_rel_error)}, the law's on the same points "
+                 f"{_fmt(self.law_mean_abs_rel_error_on_baseline)}"]
         for _, r in self.points.iterrows():
             where = ", ".join(f"{v}={_fmt(r[c])}" for v, c in self.fit.columns.items())
             lang = f" {r['lang']}" if "lang" in r and isinstance(r["lang"], str) else ""
@@ -841,7 +940,7 @@ def prediction_errors(fit: LawFit, table: pd.DataFrame, *, loss: str = "loss", s
                                   "predicted_hi", "rel_error", "rel_error_lo", "rel_error_hi"])
     if t.empty:
         return empty, math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan)
-    keys = cols + [c for c in ("lang", "group") if c in t.columns]
+    keys = list(dict.fromkeys(cols + [c for c in ("lang", "group", fit.constant_by) if c and c in t.columns]))
     pts = t.groupby(keys, dropna=False, sort=True)[loss].agg(observed="mean", observed_sd="std", n="count")
     pts = pts.reset_index()
     obs = pts["observed"].to_numpy(float)
@@ -890,12 +989,50 @@ def extrapolate(table: pd.DataFrame, law: str | Law = "atlas", *, by: str = "N",
     train.attrs, held.attrs = dict(table.attrs), dict(table.attrs)
     fit = fit_law(train, law, loss=loss, **fit_kw)
     points, r2, r2_ci, mae, mae_ci = prediction_errors(fit, held, loss=loss)
+    points, base_mae, law_mae = _carried_forward(points, train, by, loss)
+    r2w = math.nan
+    if fit.constant_by and len(points):
+        codes = pd.factorize(points[fit.constant_by].astype(str))[0]
+        obs, pred = points["observed"].to_numpy(float), points["predicted"].to_numpy(float)
+        have = np.isfinite(pred)
+        r2w = _r2_within(obs[have], pred[have], pd.factorize(codes[have])[0]) if have.any() else math.nan
     if len(points) < 2:
         flags.append(f"held-out R² undefined: {len(points)} held-out point(s)")
     if len(points) and not np.isfinite(points["predicted"]).any():
         flags.append("no held-out point could be predicted (an exponent the training points do not identify)")
     return Extrapolation(by=by, threshold=threshold, fit=fit, heldout=held.reset_index(drop=True), points=points,
-                         r2=r2, r2_ci=r2_ci, mean_abs_rel_error=mae, mean_abs_rel_error_ci=mae_ci, flags=flags)
+                         r2=r2, r2_ci=r2_ci, mean_abs_rel_error=mae, mean_abs_rel_error_ci=mae_ci, flags=flags,
+                         baseline_mean_abs_rel_error=base_mae, law_mean_abs_rel_error_on_baseline=law_mae,
+                         r2_within=r2w)
+
+
+def _carried_forward(points: pd.DataFrame, train: pd.DataFrame, by: str, loss: str):
+    """``points`` with ``baseline`` (the mean observed loss of the same point at the largest ``by`` in ``train``)
+    and ``baseline_rel_error``; the baseline's and the law's mean |relative error| where there is a baseline."""
+    keys = [c for c in points.columns if c not in ("observed", "observed_sd", "n") and not c.startswith(
+        ("predicted", "rel_error"))]
+    points = points.copy()
+    points["baseline"] = np.nan
+    other = [c for c in keys if c != by]
+    if not len(points) or train.empty or by not in keys or any(c not in train.columns for c in keys):
+        points["baseline_rel_error"] = np.nan
+        return points, math.nan, math.nan
+
+    def key(df):  # sizes compared on a log scale to 6 decimals: the same point in two runs, not float noise
+        return [tuple(np.round(np.log(v), 6) if isinstance(v, float) and v > 0 else v for v in row)
+                for row in df[other].itertuples(index=False)]
+
+    fitted = train[np.isfinite(train[loss].to_numpy(float))].groupby(keys, dropna=False)[loss].mean().reset_index()
+    fitted = fitted.sort_values(by)
+    last = dict(zip(key(fitted), fitted[loss]))  # sorted by ``by``: the largest fitted value of each point wins
+    points["baseline"] = [last.get(k, np.nan) for k in key(points)]
+    obs = points["observed"].to_numpy(float)
+    points["baseline_rel_error"] = (points["baseline"].to_numpy(float) - obs) / np.abs(obs)
+    has = np.isfinite(points["baseline_rel_error"].to_numpy()) & np.isfinite(points["rel_error"].to_numpy(float))
+    if not has.any():
+        return points, math.nan, math.nan
+    return (points, float(np.abs(points["baseline_rel_error"][has]).mean()),
+            float(np.abs(points["rel_error"][has]).mean()))
 
 
 # ---------------------------------------------------------------- derived answers

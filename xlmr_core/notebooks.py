@@ -83,11 +83,17 @@ def run_notebook(name: str, results_dir: str | os.PathLike, figures_dir: str | o
 def run_notebooks(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
                   names: Sequence[str] = ("capacity_dilution", "vocab_scaling"), sweep: str | None = None,
                   parameters: dict | None = None, echo=print) -> dict[str, Path]:
-    """Execute each named notebook against ``results_dir``; returns {name: executed copy}."""
+    """Execute each named notebook against ``results_dir``; returns {name: executed copy}. ``parameters`` go to
+    each notebook that declares them in its parameters cell."""
+    import papermill
+
     done = {}
     for name in names:
         t0 = time.time()
-        done[name] = run_notebook(name, results_dir, figures_dir, sweep=sweep, parameters=parameters)
+        src = NOTEBOOK_DIR / f"{name}.ipynb"
+        declared = papermill.inspect_notebook(str(src)) if src.exists() else {}
+        mine = {k: v for k, v in (parameters or {}).items() if k in declared}  # a missing notebook: its error below
+        done[name] = run_notebook(name, results_dir, figures_dir, sweep=sweep, parameters=mine)
         echo(f"notebook {name}: {time.time() - t0:.0f}s -> {done[name]}")
     return done
 

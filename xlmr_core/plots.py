@@ -614,6 +614,11 @@ def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = 
     xc, hc = fit.columns.get(x, x), (fit.columns.get(hue, hue) if hue else None)
     loss, data = fit.loss_column, fit.data
     held = held if held is not None and len(held) else data.iloc[:0]
+    cb = fit.constant_by if fit.constant_by not in (None, xc, hc) else None
+    # a constant per language (or other column): the curves are drawn for one of them, ``at[cb]`` or en or the first
+    level = ((at or {}).get(cb) or ("en" if "en" in fit.levels else fit.levels[0])) if cb and fit.levels else None
+    if level is not None:
+        data, held = data[data[cb].astype(str) == level], held[held[cb].astype(str) == level]
     both = pd.concat([data, held], ignore_index=True)
     if hc is not None and hc not in both.columns:
         hc = None
@@ -638,6 +643,8 @@ def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = 
             grid = np.geomspace(np.nanmin(xs), np.nanmax(xs), 60)
             frame = {xc: grid, **({hc: np.full(len(grid), h)} if hc is not None else {})}
             frame.update({c: np.full(len(grid), v) for c, v in at.items()})
+            if level is not None:
+                frame[cb] = np.full(len(grid), level)
             pr = fit.predict(pd.DataFrame(frame), interval=True)
             ax.plot(grid, pr["predicted"], color=color, lw=0.9)
             band = (np.isfinite(pr["lo"]) & np.isfinite(pr["hi"])).to_numpy()
@@ -646,7 +653,7 @@ def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = 
     _law_x_axis(ax, xs if len(np.unique(xs)) <= 5 else [])
     ax.set_xlabel(LAW_AXES.get(x, x))
     ax.set_ylabel(f"{fit.loss} ↓", fontsize=6)
-    where = ", ".join(f"{c}={_si(v)}" for c, v in at.items())
+    where = ", ".join([f"{c}={_si(v)}" for c, v in at.items()] + ([f"{cb}={level}"] if level is not None else []))
     ax.set_title(f"{fit.law.title}{f' ({label_})' if label_ else ''}" + (f"\nat {where}" if where else ""),
                  fontsize=7)
     if rows:
@@ -657,7 +664,9 @@ def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = 
                 fontsize=5, color="C3", wrap=True)
 
     # predicted against observed, per point (mean over seeds), every point of the fit
+    data = fit.data
     keys = [fit.columns[v] for v in fit.law.variables] + [c for c in ("lang", "group") if c in data.columns]
+    keys += [cb] if cb and cb not in keys else []
     parity = []
     if len(data):
         pts = _law_points(data, keys, loss)
