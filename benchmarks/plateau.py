@@ -15,7 +15,6 @@ and 5 %, and the gain at the end, for high- and low-resource languages.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -47,11 +46,10 @@ RECIPES = {
 HIGH, LOW = ("en", "fr", "de"), ("bg", "sl")
 
 
-def _curve(metrics: Path, langs) -> list[tuple[int, float]]:
+def _curve(records: list[dict], langs) -> list[tuple[int, float]]:
     """(tokens, mean unigram gain over ``langs``) of every evaluation record."""
     out = []
-    for line in metrics.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
+    for rec in records:
         if "eval" in rec:
             out.append((rec["tokens"], sum(rec["eval"][lang]["unigram_gain"] for lang in langs) / len(langs)))
     return out
@@ -62,6 +60,7 @@ def _first(curve, level: float):
 
 
 def run_recipe(name: str, overrides: str, args, corpus: str, root: Path) -> dict:
+    from xlmr_core import rundir
     from xlmr_core.config import load_config
     from xlmr_core.train import train
 
@@ -74,8 +73,9 @@ def run_recipe(name: str, overrides: str, args, corpus: str, root: Path) -> dict
     t0 = time.time()
     final = train(cfg)
     wall = time.time() - t0
-    curve = _curve(root / name / "metrics.jsonl", HIGH)
-    steps_s = [json.loads(x).get("tokens_per_s") for x in (root / name / "metrics.jsonl").read_text().splitlines()]
+    records = rundir.read_metrics(root / name)
+    curve = _curve(records, HIGH)
+    steps_s = [rec.get("tokens_per_s") for rec in records]
     rates = [r for r in steps_s if r]
     per = final["per_lang"]
     return {"recipe": name, "overrides": overrides, "tokens": final["tokens"], "wall_s": wall,

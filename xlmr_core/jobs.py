@@ -22,7 +22,7 @@ import submitit
 from .config import RunConfig, from_dict, read_mapping
 from .errors import XlmrError
 from .fsutil import atomic_write_json
-from .rundir import has_checkpoints, is_done
+from .rundir import config_path, has_checkpoints, is_done
 
 JOB_FILE = "job.json"
 EXECUTORS = ("slurm", "local", "debug")
@@ -449,7 +449,7 @@ def sweep_runs(sweep_dir: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir()
-                  if p.is_dir() and ((p / JOB_FILE).exists() or (p / "config.json").exists()))
+                  if p.is_dir() and ((p / JOB_FILE).exists() or config_path(p).exists()))
 
 
 def sweep_status(sweep_dir: str | os.PathLike, need_eval: bool | None = None,

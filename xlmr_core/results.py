@@ -186,8 +186,7 @@ def load_curves(sweep_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per logged training step of every run (metrics.jsonl), with the run's tags."""
     rows = []
     for d in run_dirs(sweep_dir):
-        path = d / "metrics.jsonl"
-        if not path.exists():
+        if not rundir.metrics_path(d).exists():
             continue
         run, _ = _run_record(d)
         cfg = rundir.read_info(d, missing_ok=True).get("config") or {}
