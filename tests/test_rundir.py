@@ -85,3 +85,53 @@ def test_checkpoint_names_are_defined_once(tmp_path):
     assert rundir.checkpoint_step(tmp_path / ".step_00000100.pt.123.tmp") is None
     with pytest.raises(XlmrError, match=r"no final.json and no checkpoints/step_\*.pt"):
         rundir.run_checkpoint(tmp_path)
+
+
+def _imports() -> dict[str, set[str]]:
+    """{module: the xlmr_core modules it imports}, at module level and inside functions alike."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "xlmr_core"
+    files = {".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in root.rglob("*.py")}
+    out: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                target = ".".join([*base, *([node.module] if node.module else [])])
+                names = [f"{target}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                while name not in files and "." in name:
+                    name = name.rpartition(".")[0]
+                if name in files and name != mod and not mod.startswith(name + "."):
+                    found.add(name)
+        out[mod] = found
+    return out
+
+
+def test_only_the_job_and_the_cli_import_the_trainer_and_no_import_makes_a_circle():
+    graph = _imports()
+    assert "xlmr_core.rundir" in graph and "xlmr_core.finetune.tasks" in graph
+    assert {m for m, deps in graph.items() if "xlmr_core.train" in deps} <= {"xlmr_core.jobs", "xlmr_core.cli"}
+    for m in ("xlmr_core.hf", "xlmr_core.results", "xlmr_core.evaluate", "xlmr_core.finetune.loop"):
+        assert "xlmr_core.rundir" in graph[m], m
+    state: dict[str, int] = {}  # depth-first search: 1 on the path, 2 done
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(graph[m]):
+            assert state.get(d) != 1, "import circle: " + " → ".join([*path, m, d])
+            if d not in state:
+                visit(d, [*path, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
