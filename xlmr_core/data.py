@@ -674,6 +674,13 @@ def _as_tensors(item):
     return {k: torch.from_numpy(v) if k != "lang" else v for k, v in item.items()}
 
 
+def _as_numpy(item):
+    """The inverse of ``_as_tensors``, for a batch (or a step's list of them) leaving a worker process."""
+    if isinstance(item, list):
+        return [_as_numpy(b) for b in item]
+    return {k: v.numpy() if k != "lang" else v for k, v in item.items()}
+
+
 def _init_batch_worker(shards: ShardSet, probs: dict[str, float], kwargs: dict, accum: int | None) -> None:
     global _WORKER_ARGS
     _WORKER_ARGS = (shards, probs, kwargs, accum)
@@ -699,9 +706,7 @@ def _step_item(shards: ShardSet, probs: dict[str, float], step: int, kwargs: dic
 def _worker_batch(step: int):
     # numpy arrays travel by plain pickling; tensors would go through torch's shared-memory handles
     shards, probs, kwargs, accum = _WORKER_ARGS
-    item = _step_item(shards, probs, step, kwargs, accum)
-    as_numpy = lambda b: {k: v.numpy() if k != "lang" else v for k, v in b.items()}  # noqa: E731
-    return as_numpy(item) if accum is None else [as_numpy(b) for b in item]
+    return _as_numpy(_step_item(shards, probs, step, kwargs, accum))
 
 
 class BatchIterator:

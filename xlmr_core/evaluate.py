@@ -364,7 +364,7 @@ def _suite_retrieval(r: _Run) -> dict[str, dict]:
     return {key: dict(settings=settings, sets=table)}
 
 
-def _text_suite(name: str, limit: int, score) -> Callable[[_Run], dict[str, dict]]:
+def _text_suite(name: str, limit: Callable[[SuiteConfig], int], score) -> Callable[[_Run], dict[str, dict]]:
     """A per-language suite on held-out text (the first of ``TEXT_SETS`` that has the language)."""
 
     def run(r: _Run) -> dict[str, dict]:
@@ -571,7 +571,7 @@ def _cmd_eval(args) -> int:
         pll_texts=args.pll_texts, downstream_data=args.data, finetune_cfg=ft, device=args.device, ddtp_cfg=ddtp_ft,
         ddtp_retrieval=args.ddtp_retrieval))
     print(format_results(results))
-    print(f"\nwrote {len(results)} suite(s) into {Path(args.run_dir) / 'final.json'} [eval]")
+    print(f"\nwrote {len(results)} suite(s) into {rundir.final_path(args.run_dir)} [eval]")
     return 0
 
 

@@ -389,8 +389,8 @@ class _Model:
         self.unknown = [(i, vidx[v]) for i, t in enumerate(self.terms) for v, e, _ in t.powers
                         if law.resolve(e) not in self.eidx]
         self.n_params = self.n_const + len(self.terms) + len(self.exponents)
-        self.const_names = ([f"{law.constant}[{g}]" for g in self.levels] if self.levels else [law.constant])
-        self.param_names = (*self.const_names, *(t.coef for t in law.terms), *law.exponents)
+        self.param_names = _param_names(law, self.levels)
+        self.const_names = self.param_names[:self.n_const]
 
     def z(self, X: np.ndarray) -> np.ndarray:
         return np.log(X) - self.log_ref

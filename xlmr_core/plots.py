@@ -617,9 +617,10 @@ def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = 
     cb = fit.constant_by if fit.constant_by not in (None, xc, hc) else None
     # a constant per language (or other column): the curves are drawn for one of them, ``at[cb]`` or en or the first
     level = ((at or {}).get(cb) or ("en" if "en" in fit.levels else fit.levels[0])) if cb and fit.levels else None
+    shown, shown_held = data, held  # the rows of the curve panel
     if level is not None:
-        data, held = data[data[cb].astype(str) == level], held[held[cb].astype(str) == level]
-    both = pd.concat([data, held], ignore_index=True)
+        shown, shown_held = data[data[cb].astype(str) == level], held[held[cb].astype(str) == level]
+    both = pd.concat([shown, shown_held], ignore_index=True)
     if hc is not None and hc not in both.columns:
         hc = None
     hues = sorted(both[hc].dropna().unique()) if hc is not None and len(both) else [None]
@@ -629,8 +630,8 @@ def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = 
     at = _law_at(both, others, at)
     rows = []
     for h, color in zip(hues, colors):
-        sub = _law_slice(data if h is None else data[data[hc] == h], at)
-        subh = _law_slice(held if h is None else held[held[hc] == h], at)
+        sub = _law_slice(shown if h is None else shown[shown[hc] == h], at)
+        subh = _law_slice(shown_held if h is None else shown_held[shown_held[hc] == h], at)
         name = "all" if h is None else f"{hue}={_si(h)}"
         for part, d, style in ((name, sub, {}), (f"{name} held-out", subh, {"mfc": "white"})):
             if d.empty:
@@ -664,7 +665,6 @@ def _law_row(axes, fit, x: str, hue: str | None, label_: str, at: dict | None = 
                 fontsize=5, color="C3", wrap=True)
 
     # predicted against observed, per point (mean over seeds), every point of the fit
-    data = fit.data
     keys = [fit.columns[v] for v in fit.law.variables] + [c for c in ("lang", "group") if c in data.columns]
     keys += [cb] if cb and cb not in keys else []
     parity = []

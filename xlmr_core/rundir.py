@@ -66,8 +66,8 @@ def checkpoint_step(path: str | os.PathLike) -> int | None:
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """Checkpoint files, newest (highest step) first."""
     d = checkpoint_dir(run_dir)
-    found = [(checkpoint_step(p), p) for p in d.iterdir()] if d.is_dir() else []
-    return [p for step, p in sorted(((s, p) for s, p in found if s is not None), reverse=True)]
+    found = [p for p in d.iterdir() if checkpoint_step(p) is not None] if d.is_dir() else []
+    return sorted(found, key=checkpoint_step, reverse=True)
 
 
 def has_checkpoints(run_dir: str | os.PathLike) -> bool:
