@@ -1,4 +1,4 @@
-"""Downstream metrics as each benchmark defines them, in plain Python and numpy.
+"""Downstream metrics as each benchmark defines them, in plain Python, numpy and scipy.stats.
 
 - classification: accuracy, binary and macro F1, Matthews correlation (CoLA);
 - regression: Pearson and Spearman correlation (STS-B; Spearman with average ranks for ties);
@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.stats
 
 from .errors import XlmrError
 
@@ -90,35 +91,28 @@ def _as_float_array(x: Sequence, what: str) -> np.ndarray:
     return a
 
 
+def _correlation(kind: str, x: Sequence[float], y: Sequence[float]) -> float:
+    _check_lengths(x, y, kind)
+    a, b = _as_float_array(x, kind), _as_float_array(y, kind)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0  # undefined for a constant side: 0, as GLUE's scripts report it (scipy gives NaN and warns)
+    test = scipy.stats.pearsonr if kind == "pearson" else scipy.stats.spearmanr
+    return float(test(a, b)[0])
+
+
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation; 0 when either side is constant (undefined)."""
-    _check_lengths(x, y, "pearson")
-    a, b = _as_float_array(x, "pearson"), _as_float_array(y, "pearson")
-    a, b = a - a.mean(), b - b.mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else 0.0
+    """Pearson correlation (``scipy.stats.pearsonr``); 0 when either side is constant (undefined)."""
+    return _correlation("pearson", x, y)
 
 
 def rankdata(x: Sequence[float]) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (scipy.stats.rankdata 'average')."""
-    a = _as_float_array(x, "rankdata")
-    order = np.argsort(a, kind="mergesort")
-    sorted_a = a[order]
-    ranks = np.empty(len(a), dtype=np.float64)
-    i = 0
-    while i < len(a):
-        j = i
-        while j + 1 < len(a) and sorted_a[j + 1] == sorted_a[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1  # mean of ranks i+1 .. j+1
-        i = j + 1
-    return ranks
+    """Ranks 1..n with ties given their average rank (``scipy.stats.rankdata``, method 'average')."""
+    return scipy.stats.rankdata(_as_float_array(x, "rankdata"), method="average").astype(np.float64)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation: Pearson of average ranks (handles ties as scipy does)."""
-    _check_lengths(x, y, "spearman")
-    return pearson(rankdata(x), rankdata(y))
+    """Spearman rank correlation with average ranks for ties (``scipy.stats.spearmanr``); 0 when undefined."""
+    return _correlation("spearman", x, y)
 
 
 # ---------------------------------------------------------------------------------------------

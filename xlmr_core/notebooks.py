@@ -26,7 +26,8 @@ ANALYSIS: dict[str, str] = {
 capacity sweep (its K × N grid, the demo's); at the cpu and gpu scales pass ``sweep="capacity_dilution,scaling_laws"``
 (the law grid and its budget-1 points, the capacity sweep's runs)."""
 FIGURES: dict[str, tuple[str, ...]] = {
-    "capacity_dilution": ("capacity_dilution", "capacity_dilution_bpb", "capacity_dilution_curves"),
+    "capacity_dilution": ("capacity_dilution", "capacity_dilution_paired", "capacity_dilution_bpb",
+                          "capacity_dilution_curves"),
     "vocab_scaling": ("vocab_scaling", "vocab_scaling_curves"),
     "sampling_alpha": ("sampling_alpha", "sampling_alpha_curves"),
     "scaling_laws": ("scaling_laws_atlas", "scaling_laws_extrapolation", "scaling_laws_chinchilla",
@@ -34,6 +35,16 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "explore": ("explore_curves",),
 }
 """Figures each notebook writes (``<name>.png`` and ``<name>.pdf``)."""
+
+
+def _papermill():
+    """papermill, or one line on how to install the notebook extra (it is not a core dependency)."""
+    try:
+        import papermill
+    except ImportError:
+        raise XlmrError("running notebooks needs the notebook extra: pip install 'xlmr-scaling[notebooks]' "
+                        "(papermill, jupyter_client, ipykernel)") from None
+    return papermill
 
 
 def _kernel_manager_class():
@@ -55,7 +66,7 @@ def _kernel_manager_class():
 def run_notebook(name: str, results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
                  sweep: str | None = None, parameters: dict | None = None, timeout_s: int = 1800) -> Path:
     """Execute ``notebooks/<name>.ipynb`` into ``figures_dir/<name>.ipynb``; returns the executed copy's path."""
-    import papermill
+    papermill = _papermill()
 
     src = NOTEBOOK_DIR / f"{name}.ipynb"
     if not src.exists():
@@ -85,7 +96,7 @@ def run_notebooks(results_dir: str | os.PathLike, figures_dir: str | os.PathLike
                   parameters: dict | None = None, echo=print) -> dict[str, Path]:
     """Execute each named notebook against ``results_dir``; returns {name: executed copy}. ``parameters`` go to
     each notebook that declares them in its parameters cell."""
-    import papermill
+    papermill = _papermill()
 
     done = {}
     for name in names:

@@ -18,6 +18,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -36,6 +37,8 @@ from . import cache
 from .corpus import LangStats, open_lines, parse_langs, sampling_probs, select_languages, validate_languages
 from .errors import XlmrError
 from .fsutil import atomic_write_bytes, atomic_write_json
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_LINES = 2_000_000
 """Default number of lines in the tokenizer's training sample (capped by the lines that exist)."""
@@ -251,10 +254,8 @@ def train_tokenizer(corpus_dir: str | os.PathLike, langs: list[str] | None, voca
             written = _write_sample(files, plan, have, seed, f, progress)
         sample_bytes = sample.stat().st_size
         t1 = time.perf_counter()
-        if progress:
-            print(f"training a {vocab_size:,}-piece unigram model on {sum(written.values()):,} lines "
-                  f"({sample_bytes / 1e6:.1f} MB, {len(files)} languages) with {threads} threads",
-                  file=sys.stderr, flush=True)
+        logger.info("training a %s-piece unigram model on %s lines (%.1f MB, %d languages) with %d threads",
+                    f"{vocab_size:,}", f"{sum(written.values()):,}", sample_bytes / 1e6, len(files), threads)
         settings = dict(
             model_type="unigram", vocab_size=vocab_size, character_coverage=character_coverage,
             normalization_rule_name="nmt_nfkc", byte_fallback=False,  # as XLM-R: unseen characters are <unk>
