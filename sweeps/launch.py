@@ -1,6 +1,7 @@
-"""Launch the scaling sweeps: ``dry-run | run | status | collect`` (the runs are defined in xlmr_core.sweeps).
+"""Launch the scaling sweeps: ``dry-run | plan | run | status | collect`` (the runs are defined in xlmr_core.sweeps).
 
     python sweeps/launch.py dry-run capacity_dilution --scale paper
+    python sweeps/launch.py plan scaling_laws --scale gpu     # tokens, epochs per language, FLOPs, time
     python sweeps/launch.py run capacity_dilution --scale demo --executor local
     python sweeps/launch.py run vocab_scaling --scale paper --executor slurm --partition gpu \\
         --nodes 2 --gpus-per-node 8 --cpus-per-task 10 --mem-gb 480 --time-min 4320 --slurm-config cluster.yaml
@@ -89,38 +90,37 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f}min" if seconds < 7200 else f"{seconds / 3600:.1f}h"
 
 
-def cmd_dry_run(args) -> int:
-    from xlmr_core.model import train_flops_for
+def _epochs(rep: dict) -> str:
+    return f"{rep['epochs']:.2f}" if rep["epochs"] < 100 else f"{rep['epochs']:,.0f}"
 
+
+def cmd_dry_run(args) -> int:
     cfgs = _runs(args)
     preset = sweeps.PRESETS[args.scale]
-    corpus = next((c.data.corpus for c in cfgs if c.data.corpus), "")
-    sizes = sweeps.corpus_sizes(corpus) if corpus else {}
+    plans = sweeps.plan_runs(cfgs, args.scale)
     rows, total_flops, total_s = [], 0.0, 0.0
-    for c in cfgs:
+    for pl in plans:
+        c = pl.cfg
         mcfg = sweeps.model_config_of(c.model, c.data.vocab_size)
         p = sweeps.param_counts(c.model, c.data.vocab_size)
-        tokens = c.schedule.steps * c.data.batch_tokens if c.schedule.steps else c.schedule.tokens
-        flops = c.schedule.flops or train_flops_for(mcfg, tokens, c.data.seq_len, c.data.mask_prob)
-        tokens = tokens or flops / train_flops_for(mcfg, 1, c.data.seq_len, c.data.mask_prob)
-        total_flops += flops
-        gpu_h = flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
+        total_flops += pl.flops
+        gpu_h = pl.flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
         tags = results.parse_tags(c.tags)
-        per_lang = sweeps.expected_lang_tokens(c, sizes) if sizes else {}
 
-        def group_tokens(key, tags=tags, per_lang=per_lang):
-            members = [x for x in str(tags.get(key, "")).split(",") if x in per_lang]
-            return _si(sum(per_lang[x] for x in members) / len(members)) if members else "-"
+        def group_tokens(key, tags=tags, rep=pl.repetition):
+            members = [x for x in str(tags.get(key, "")).split(",") if x in rep]
+            return _si(sum(rep[x]["tokens_seen"] for x in members) / len(members)) if members else "-"
 
-        seconds = preset.predicted_seconds(flops, tokens)
-        total_s += seconds or 0.0
+        total_s += pl.seconds or 0.0
+        worst = pl.most_repeated()
         rows.append([c.name, tags.get("design", "-"), c.model.size, mcfg.hidden_size, mcfg.num_layers,
                      c.data.vocab_size, len(c.data.langs) or "all", _si(p["embedding"]), _si(p["non_embedding"]),
-                     _si(p["total"]), _si(tokens), group_tokens("high"), group_tokens("low"), f"{flops:.2e}",
-                     _hours(gpu_h), _duration(seconds) if seconds else "-"])
+                     _si(p["total"]), _si(pl.tokens), group_tokens("high"), group_tokens("low"), f"{pl.flops:.2e}",
+                     _hours(gpu_h), _duration(pl.seconds) if pl.seconds else "-",
+                     f"{_epochs(pl.repetition[worst[0]])} {worst[0]}" if worst else "-"])
     print(_table(["run", "design", "size", "hidden", "layers", "vocab", "langs", "embedding", "non-embedding",
                   "total params", "tokens", "tokens/high target", "tokens/low target", "FLOPs", "GPU-h",
-                  f"predicted ({args.scale})"], rows))
+                  f"predicted ({args.scale})", "max epochs"], rows))
     gpu_h = total_flops / (args.gpu_tflops * 1e12 * args.mfu) / 3600
     print(f"\n{len(cfgs)} runs ({args.sweep}, scale {args.scale}, seeds {args.seeds}): {total_flops:.2e} FLOPs, "
           f"{_hours(gpu_h)} GPU-hours at {args.mfu:.0%} MFU of {args.gpu_tflops:g} TFLOP/s "
@@ -129,12 +129,49 @@ def cmd_dry_run(args) -> int:
         print(f"predicted time of one run after another at the {args.scale} scale's "
               f"{preset.device_flops / 1e12:.3g} TFLOP/s sustained per run + {preset.token_overhead_s * 1e6:.3g} µs "
               f"per token ({sweeps.DEVICE_NOTE[args.scale]}): "
-              f"{_duration(total_s)}; tokens per target: expected from the corpus's sizes (bytes) and sampling")
+              f"{_duration(total_s)}; tokens per target: tokens × the sampling probability of the run")
+    _print_repetition(plans, preset, args)
     return 0
+
+
+def _print_repetition(plans: list, preset, args) -> None:
+    """Epochs per training language (the most any run of the sweep asks), the 4-epoch warning and the limit."""
+    with_data = [pl for pl in plans if pl.repetition]
+    if not with_data:
+        print("\nepochs per language: no corpus to count unique tokens in (give --corpus)")
+        return
+    most: dict[str, tuple] = {}
+    for pl in with_data:
+        for lang, rep in pl.repetition.items():
+            if lang not in most or rep["epochs"] > most[lang][0]["epochs"]:
+                most[lang] = (rep, pl)
+    how = ("unique tokens counted in the shards of each run's tokenizer" if all(pl.exact for pl in with_data)
+           else f"unique tokens estimated at {sweeps.ESTIMATE_BYTES_PER_TOKEN:g} bytes per token")
+    rows = [[lang, f"{rep['unique_tokens']:,}", _si(rep["tokens_seen"]), _epochs(rep), pl.cfg.name]
+            for lang, (rep, pl) in sorted(most.items(), key=lambda kv: -kv[1][0]["epochs"])]
+    print(f"\nepochs per training language, the most any run asks ({how}):")
+    print(_table(["lang", "unique tokens", "tokens seen", "epochs", "run"], rows))
+    warn = sweeps.WARN_EPOCHS
+    over = sorted(lang for lang, (rep, _) in most.items() if rep["epochs"] > warn)
+    n_runs = sum(1 for pl in with_data if pl.most_repeated()[1] > warn)
+    if not over:
+        print(f"no language above {warn:g} epochs in any run")
+        return
+    print(f"warning: {n_runs} of {len(plans)} runs train {', '.join(over)} for more than {warn:g} epochs; beyond "
+          f"about {warn:g}, repeated tokens are worth less than unique ones (Muennighoff et al. 2023): the laws fit "
+          "effective data D_eff")
+    if preset.repeat_reason:
+        print(f"the {args.scale} preset repeats on purpose: {preset.repeat_reason}")
+    worst = max(rep["epochs"] for rep, _ in most.values())
+    if worst > preset.max_epochs:
+        print(f"`run` refuses above {preset.max_epochs:g} epochs at scale {args.scale} (this sweep asks "
+              f"{worst:.1f}): give more text, a smaller budget, or --allow-repeat")
 
 
 def cmd_run(args) -> int:
     cfgs = _runs(args)
+    # before any job starts: a corpus too small for the budget is one error line naming the language
+    sweeps.check_repetition(sweeps.plan_runs(cfgs, args.scale), args.scale, args.allow_repeat)
     opts = jobs.load_options(args.slurm_config, partition=args.partition, nodes=args.nodes,
                              gpus_per_node=args.gpus_per_node, tasks_per_node=args.tasks_per_node,
                              cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, time_min=args.time_min,
@@ -144,7 +181,8 @@ def cmd_run(args) -> int:
         raise XlmrError("the paper scale trains on CC-100: give --corpus DIR (one <lang>.txt[.xz] per language)")
     suites = _suites(args.suites)
     _ensure_suite_data(suites)
-    out = jobs.launch(cfgs, args.executor, opts, _root(args) / args.sweep, suites, wait=args.wait)
+    out = jobs.launch(cfgs, args.executor, opts, _root(args) / args.sweep, suites, wait=args.wait,
+                      restart=args.restart)
     if args.executor != "slurm":
         states = jobs.sweep_status(_root(args) / args.sweep)
         bad = [n for n in out.submitted if states.get(n) and states[n].state != "done"]
@@ -155,13 +193,15 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     sweep_dir = _root(args) / args.sweep
     extra = [c.run_dir for c in _runs(args)] if args.scale else []
-    states = jobs.sweep_status(sweep_dir, None if args.suites is None else _suites(args.suites) != (), extra)
+    suites = None if args.suites is None else _suites(args.suites)
+    wanted = jobs.wanted_suites(suites) if suites else None  # None: as each run's job was submitted
+    states = jobs.sweep_status(sweep_dir, None if suites is None else suites != (), extra, suites=wanted)
     if not states:
         print(f"no runs under {sweep_dir}: launch the sweep with `run {args.sweep} --scale ...`")
         return 1
-    rows = [[name, s.state, s.scheduler_state or "", s.job_id or "", s.log or "", s.error or ""]
+    rows = [[name, s.state, s.scheduler_state or "", s.job_id or "", s.log or "", s.error or s.detail or ""]
             for name, s in states.items()]
-    print(_table(["run", "state", "scheduler", "job", "log", "error"], rows))
+    print(_table(["run", "state", "scheduler", "job", "log", "error or detail"], rows))
     counts: dict[str, int] = {}
     for s in states.values():
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -208,12 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--suites", help="evaluation suites, comma-separated, or 'none' (default: all offline, "
                                                          "DDTP transfer included)")
 
-    p = sub.add_parser("dry-run", help="list the runs with parameters, FLOPs and GPU-hours")
-    common(p)
-    p.add_argument("--mfu", type=float, default=0.4, help="assumed model FLOPs utilisation (default 0.4)")
-    p.add_argument("--gpu-tflops", type=float, default=312.0,
-                   help="peak dense bf16 TFLOP/s of one GPU (default 312, A100; H100 SXM 989)")
-    p.set_defaults(func=cmd_dry_run)
+    for name in ("dry-run", "plan"):
+        p = sub.add_parser(name, help="list the runs with parameters, tokens, epochs per language, FLOPs, GPU-hours "
+                                      "and predicted time" + (" (= dry-run)" if name == "plan" else ""))
+        common(p)
+        p.add_argument("--mfu", type=float, default=0.4, help="assumed model FLOPs utilisation (default 0.4)")
+        p.add_argument("--gpu-tflops", type=float, default=312.0,
+                       help="peak dense bf16 TFLOP/s of one GPU (default 312, A100; H100 SXM 989)")
+        p.set_defaults(func=cmd_dry_run)
 
     p = sub.add_parser("run", help="submit the runs not done and not queued (slurm array, local or debug)")
     common(p)
@@ -232,9 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--array-parallelism", type=int,
                    help="most runs at once (SLURM array throttle; local executor: processes, default 1)")
     p.add_argument("--wait", action="store_true", help="wait for the SLURM jobs to end")
+    p.add_argument("--allow-repeat", action="store_true",
+                   help="train even where a language would exceed the scale's epoch limit (see `plan`)")
+    p.add_argument("--restart", action="store_true",
+                   help="where a run directory holds a run of another config, move it aside (to .old/ in the "
+                        "sweep directory) and start afresh")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="done / running / pending / failed per run, with logs and errors")
+    p = sub.add_parser("status", help="done / trained / running / pending / interrupted / failed / new per run, "
+                                      "with logs and errors")
     common(p, scale_required=False)  # with --scale, runs never submitted are listed too
     p.set_defaults(func=cmd_status)
 

@@ -83,14 +83,14 @@ def test_vocab_scaling_modes_keep_what_they_promise(tmp_path):
     assert sweeps.param_counts(ModelSpec(size="base"), 250_000)["total"] == 278_295_186
 
 
-def test_every_sweep_at_every_scale_has_unique_named_runs(tmp_path, demo_corpus):
+def test_every_sweep_at_every_scale_has_unique_named_runs(tmp_path, demo_corpus, gpu_corpus):
     for name in sweeps.SWEEPS:
         for scale in sweeps.SCALES:
             if name == "scaling_laws" and scale == "paper":
                 with pytest.raises(sweeps.XlmrError, match="no design languages"):
                     sweeps.get_sweep(name, scale, (0,), tmp_path)
                 continue
-            runs = sweeps.get_sweep(name, scale, (0, 3), tmp_path, demo_corpus if scale != "paper" else None)
+            runs = sweeps.get_sweep(name, scale, (0, 3), tmp_path, _corpus(scale, demo_corpus, gpu_corpus))
             assert len({r.name for r in runs}) == len(runs) > 0
             assert all(r.name.endswith(("-s0", "-s3")) for r in runs)
             if name != "scaling_laws":
@@ -99,7 +99,7 @@ def test_every_sweep_at_every_scale_has_unique_named_runs(tmp_path, demo_corpus)
             # the law grid's budget-1 points are the capacity sweep's own runs (same config, same directory):
             # trained once for both; at the demo scale that is the whole grid
             capacity = {r.run_dir: r for r in sweeps.get_sweep("capacity_dilution", scale, (0, 3), tmp_path,
-                                                               demo_corpus)}
+                                                               _corpus(scale, demo_corpus, gpu_corpus))}
             shared = [r for r in runs if "sweep=capacity_dilution" in r.tags]
             assert shared and all(capacity[r.run_dir] == r for r in shared)
             assert len(shared) == len(capacity)
@@ -127,9 +127,32 @@ def test_target_sampling_keeps_the_targets_share_and_their_relative_rates():
         target_sampling_probs({"en": 1.0}, 0.3, ("en",), 0.5)
 
 
-def test_matched_design_holds_each_targets_tokens_while_languages_are_added(tmp_path, demo_corpus):
-    runs = sweeps.get_sweep("capacity_dilution", "gpu", (0,), tmp_path, demo_corpus)
-    sizes = sweeps.corpus_sizes(str(demo_corpus))
+@pytest.fixture(scope="module")
+def gpu_corpus(demo_corpus, tmp_path_factory) -> Path:
+    """A stand-in for the large profile that the gpu scale trains on: the demo corpus's files, the gpu design
+    languages it lacks and enough languages above the scale's min_lang_bytes (links to real files)."""
+    d = tmp_path_factory.mktemp("gpu_corpus")
+    for f in Path(demo_corpus).glob("*.txt"):
+        (d / f.name).symlink_to(f)
+    p = sweeps.PRESETS["gpu"]
+    for lang in (*p.targets, *p.related, *p.unrelated):
+        if not (d / f"{lang}.txt").exists():
+            (d / f"{lang}.txt").symlink_to(Path(demo_corpus) / "th.txt")
+    big = [lang for lang, n in sweeps.corpus_sizes(str(d)).items() if n >= p.min_lang_bytes]
+    for i in range(max(p.lang_counts) - len(big)):
+        (d / f"x{chr(97 + i // 26)}{chr(97 + i % 26)}.txt").symlink_to(Path(demo_corpus) / "de.txt")
+    return d
+
+
+def _corpus(scale: str, demo_corpus: Path, gpu_corpus: Path) -> Path | None:
+    if scale == "paper":
+        return None
+    return gpu_corpus if sweeps.PRESETS[scale].corpus_profile == "large" else demo_corpus
+
+
+def test_matched_design_holds_each_targets_tokens_while_languages_are_added(tmp_path, gpu_corpus):
+    runs = sweeps.get_sweep("capacity_dilution", "gpu", (0,), tmp_path, gpu_corpus)
+    sizes = sweeps.corpus_sizes(str(gpu_corpus))
     by = {(t["design"], t["relation"], t["width"]): r for r in runs for t in [results.parse_tags(r.tags)]}
     p = sweeps.PRESETS["gpu"]
     assert {d for d, _, _ in by} == {"matched", "fixed"} and {w for _, _, w in by} == set(p.widths)
@@ -150,8 +173,8 @@ def test_matched_design_holds_each_targets_tokens_while_languages_are_added(tmp_
             assert sum(fixed.values()) == pytest.approx(sum(added.values()))  # one budget for the fixed design
             assert all(fixed[t] < fixed_alone[t] for t in p.targets)  # … so every target gets fewer tokens
     related = by["matched", "related", widths[0]].data.langs
-    assert {"es", "pt", "hr", "sr-Latn", "ru", "uk"} <= set(related)
-    assert not set(by["matched", "unrelated", widths[0]].data.langs) & {"es", "pt", "ru", "uk"}
+    assert set(p.related) <= set(related) and len(p.related) == len(p.unrelated) == 2 * len(p.target_low)
+    assert not set(by["matched", "unrelated", widths[0]].data.langs) & set(p.related)
     # one tokenizer for every run of the sweep
     assert len({r.data.tokenizer_langs for r in runs}) == 1
 
@@ -215,7 +238,8 @@ def test_local_executor_runs_skips_and_collects(demo_corpus, tmp_path):
     long = results.load_long(sweep_dir)
     assert set(long.loc[long["run"] == "debug-s0", "lang"]) >= {"en", "de", "fr", "ru"}
     curves = results.load_curves(sweep_dir)
-    assert sorted(curves.loc[curves["run"] == "debug-s1", "step"]) == list(range(1, 13))
+    train_rows = curves[(curves["run"] == "debug-s1") & (curves["kind"] == "train")]
+    assert sorted(train_rows["step"]) == list(range(1, 13))
 
     # a missing score is NaN, never 0: drop one run's final.json
     (sweep_dir / "debug-s1" / "final.json").unlink()
@@ -260,3 +284,122 @@ def test_default_suites_include_ddtp_transfer_beyond_the_demo_scale():
     assert all("ddtp" in demo.SUITES[s] for s in ("capacity_dilution", "vocab_scaling", "sampling_alpha"))
     assert demo.DEMO_SKIPS == ("ddtp",)
     assert "scaling_laws" in demo.NOTEBOOKS["scaling_laws"]
+
+
+# ---------------------------------------------------------------- done means done for what was asked
+
+
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _small_sweep(corpus: Path, cache_root: Path, root: Path) -> list:
+    """model_size's debug run on two small demo languages: a tokenizer, shards and 12 steps in seconds."""
+    from xlmr_core.config import apply_overrides
+
+    over = ["model.size=debug", f"data.corpus={corpus}", "data.langs=bg,sl", "data.tokenizer_langs=[]",
+            "data.vocab_size=1000", "data.tokenizer_sample_lines=20000", f"data.cache_dir={cache_root}",
+            "data.seq_len=32", "data.batch_tokens=256", "schedule.steps=12", "schedule.warmup_steps=2",
+            "optim.lr=2e-3", "log_interval=1", "checkpoint.interval=4", "eval.max_blocks=2", "eval.draws=1",
+            "precision.device=cpu", "log.tensorboard=false"]
+    return [apply_overrides(c, over) for c in sweeps.get_sweep("model_size", "demo", (0,), root)
+            if c.name.startswith("debug")]
+
+
+def _untouched(run_dir: Path) -> dict:
+    """What any training step would change: the checkpoints (names and times), the training records, config.json."""
+    from xlmr_core import rundir
+
+    return {"checkpoints": {p.name: p.stat().st_mtime_ns for p in rundir.list_checkpoints(run_dir)},
+            "steps": [r["step"] for r in rundir.read_metrics(run_dir) if "loss" in r],
+            "config": rundir.config_path(run_dir).read_text()}
+
+
+@pytest.mark.timeout(300)
+def test_a_suite_added_to_a_finished_sweep_is_evaluated_without_training(demo_corpus, small_cache, tmp_path):
+    from xlmr_core import rundir
+
+    cfgs = _small_sweep(demo_corpus, small_cache, tmp_path)
+    sweep_dir, opts, said = tmp_path / "model_size", jobs.LaunchOptions(), []
+    jobs.launch(cfgs, "debug", opts, sweep_dir, ("bpb",), echo=said.append)
+    run = Path(cfgs[0].run_dir)
+    first = rundir.read_final(run)
+    assert set(first.suites) == {"bpb"} and first.suites["bpb"]["keys"] == ["bpb"]
+    before = _untouched(run)
+    assert before["steps"] == list(range(1, 13))
+
+    wanted = jobs.wanted_suites(("bpb", "tokenizer"))
+    st = jobs.run_state(run, suites=wanted)
+    assert st.state == "trained" and st.detail == "to evaluate: tokenizer"
+    said.clear()
+    out = jobs.launch(cfgs, "debug", opts, sweep_dir, ("bpb", "tokenizer"), echo=said.append)
+    assert out.submitted == [cfgs[0].name]
+    assert any("evaluation only (to evaluate: tokenizer)" in x for x in said), said
+    final = rundir.read_final(run)
+    assert set(final.eval) == {"bpb", "tokenizer"} and set(final.suites) == {"bpb", "tokenizer"}
+    assert final.suites["bpb"] == first.suites["bpb"]  # not evaluated again
+    assert _untouched(run) == before  # no training step, no checkpoint, config.json as it was
+    assert jobs.run_state(run).state == "done" and jobs.run_state(run, suites=wanted).state == "done"
+    said.clear()
+    assert jobs.launch(cfgs, "debug", opts, sweep_dir, ("bpb", "tokenizer"), echo=said.append).submitted == []
+
+    # a suite asked with another config is due again, and only that one
+    fewer = {"tokenizer_lines": 5}
+    assert jobs.run_state(run, suites=jobs.wanted_suites(("bpb", "tokenizer"), fewer)).state == "trained"
+    jobs.launch(cfgs, "debug", opts, sweep_dir, ("bpb", "tokenizer"), echo=said.append, eval_options=fewer)
+    again = rundir.read_final(run)
+    assert again.suites["tokenizer"]["config"]["tokenizer_lines"] == 5 and again.suites["bpb"] == first.suites["bpb"]
+    assert _untouched(run) == before
+
+
+# ---------------------------------------------------------------- interrupted or failed
+
+
+def _ended_job(run_dir: Path, log: str, checkpoints: int = 0) -> Path:
+    """A run whose local job has exited, with ``log`` as its stderr and ``checkpoints`` saved."""
+    from xlmr_core import rundir
+
+    run_dir.mkdir(parents=True)
+    (run_dir / "job.err").write_text(log)
+    for step in range(4, 4 * checkpoints + 1, 4):
+        path = rundir.checkpoint_path(run_dir, step)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    (run_dir / "job.json").write_text(json.dumps({"executor": "local", "job_id": str(proc.pid), "pid": proc.pid,
+                                                  "pid_start": None, "folder": str(run_dir), "suites": [],
+                                                  "stdout": "", "stderr": str(run_dir / "job.err"),
+                                                  "submitted_unix": 0, "host": "elsewhere"}))
+    return run_dir
+
+
+SIGTERM_LOG = ("submitit INFO (2025-01-01 00:00:00,000) - Starting with JobEnvironment(job_id=1)\n"
+               "xlmr: interrupted by SIGTERM at step 8: saved r/checkpoints/step_00000008.pt; the run resumes from it\n"
+               "submitit WARNING (2025-01-01 00:00:01,000) - Bypassing signal SIGTERM\n")
+CRASH = "Traceback (most recent call last):\n  File \"x\"\nxlmr_core.errors.XlmrError: loss is nan at step 9\n"
+
+
+def test_status_tells_interrupted_runs_from_failed_ones(tmp_path):
+    sw = tmp_path / "model_size"
+    st = jobs.run_state(_ended_job(sw / "sigterm", SIGTERM_LOG, checkpoints=2))
+    assert st.state == "interrupted" and st.error is None and st.detail.startswith("xlmr: interrupted by SIGTERM")
+    # requeued after a preemption, then crashed: the crash is what counts
+    st = jobs.run_state(_ended_job(sw / "crash", SIGTERM_LOG + CRASH, checkpoints=2))
+    assert st.state == "failed" and st.error == "xlmr_core.errors.XlmrError: loss is nan at step 9"
+    usr2 = ("submitit WARNING (x) - Caught signal SIGUSR2 on host: this job is timed-out.\n"
+            "submitit INFO (x) - Job not requeued because: timed-out too many times.\nTraceback (most recent call "
+            "last):\nsubmitit.core.utils.UncompletedJobError: Job not requeued because: timed-out too many times.\n")
+    assert jobs.run_state(_ended_job(sw / "usr2", usr2, checkpoints=1)).state == "interrupted"
+    # killed (SIGKILL, out of memory) without a word: resumable if it left a checkpoint
+    assert jobs.run_state(_ended_job(sw / "killed", "submitit INFO - Starting\n", checkpoints=1)).state \
+        == "interrupted"
+    st = jobs.run_state(_ended_job(sw / "early", "submitit INFO - Starting\n"))
+    assert st.state == "failed" and st.error == "submitit INFO - Starting"
+    status = subprocess.run([*LAUNCH, "status", "model_size", "--root", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, cwd=REPO)
+    rows = {x.split()[0]: x for x in status.stdout.splitlines()[1:] if x.strip() and not x[0].isdigit()}
+    assert "interrupted" in rows["sigterm"] and "Bypassing" not in rows["sigterm"], status.stdout
+    assert "failed" in rows["crash"] and rows["crash"].endswith("XlmrError: loss is nan at step 9"), status.stdout
+    assert status.stdout.rstrip().endswith("2 failed, 3 interrupted"), status.stdout

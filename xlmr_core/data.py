@@ -429,6 +429,24 @@ class ShardSet:
         return m[f"{split}_bytes"] / text_tokens
 
 
+def unique_tokens(shards: ShardSet, langs: Sequence[str] | None = None) -> dict[str, int]:
+    """Unique training tokens per language: the size of its training split under the shards' tokenizer (what a
+    run repeats once it has seen more)."""
+    return {lang: int(shards.meta[lang]["train_tokens"]) for lang in (langs or shards.langs)}
+
+
+def repetition(tokens: float, probs: dict[str, float], unique: dict[str, int]) -> dict[str, dict]:
+    """Per language of ``probs``: unique tokens, tokens seen (``tokens × prob``, the expected count of blocks
+    drawn independently) and epochs (seen / unique; inf where a sampled language has no training tokens)."""
+    out = {}
+    for lang, q in sorted(probs.items()):
+        if q <= 0:
+            continue
+        u, seen = int(unique[lang]), float(tokens) * q
+        out[lang] = {"unique_tokens": u, "tokens_seen": seen, "epochs": seen / u if u > 0 else math.inf}
+    return out
+
+
 def _default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -8,7 +8,8 @@ Scales:
 
 - ``demo``: the ~45-language demo corpus (``democorpus.ensure_demo_corpus``), tiny models, seconds per run
   on a 2-core CPU. Its vocabularies are small (1K–8K pieces): a few MB of text cannot fill 32K+ pieces.
-- ``gpu``: the demo corpus (or ``corpus``), mini/small/base models, minutes to an hour per run on one GPU.
+- ``gpu``: the large demo corpus profile (or ``corpus``), many small runs sized to its data (no language beyond
+  4 epochs), about an hour for three seeds of the capacity sweep on one GPU.
 - ``paper``: CC-100 in the corpus layout (``corpus`` required to run), the paper's language sets, base and
   large models with 150K/250K vocabularies, a cluster.
 
@@ -106,8 +107,6 @@ class Preset:
     """The subset of ``lang_counts`` repeated at the wider widths (Figure 4: 7, 30, 100)."""
     tokenizer_sample_lines: int
     """Lines sampled to train each tokenizer."""
-    eval_blocks: int
-    """Held-out blocks per language at the final evaluation."""
     checkpoint_interval: int
     """Steps between checkpoints."""
     log_interval: int
@@ -142,12 +141,25 @@ class Preset:
     token_overhead_s: float = 0.0
     """Seconds per training token beyond the FLOPs (batches, masking, per-operation overhead, evaluation),
     the second term of ``dry-run``'s predicted time."""
+    min_lang_bytes: int = 0
+    """Languages with less training text are left out of the sweeps that draw languages from the corpus
+    (nested sets, vocabulary, α and model-size sweeps), so that none of them is repeated for many epochs."""
+    corpus_profile: str = "default"
+    """The demo corpus profile the scale trains on without ``--corpus`` (``xlmr corpus demo --profile``)."""
+    run_overhead_s: float = 0.0
+    """Seconds per run beyond its tokens (process start, model build, final evaluation), the third term."""
+    max_epochs: float = 4.0
+    """``run`` refuses a sweep in which a training language would be seen for more epochs than this (unless
+    ``--allow-repeat``); above ``WARN_EPOCHS`` ``plan`` warns and shows ``repeat_reason``."""
+    repeat_reason: str = ""
+    """Why the preset trains some language beyond ``WARN_EPOCHS`` epochs (printed by ``plan``); empty: it
+    does not on its default corpus."""
 
     def predicted_seconds(self, flops: float, tokens: float) -> float | None:
         """Predicted wall time of one run, or None without a measured throughput."""
         if not self.device_flops:
             return None
-        return flops / self.device_flops + tokens * self.token_overhead_s
+        return flops / self.device_flops + tokens * self.token_overhead_s + self.run_overhead_s
 
     def __post_init__(self):
         if self.widths[0] <= 0 or not self.lang_counts or not set(self.wide_lang_counts) <= set(self.lang_counts):
@@ -161,6 +173,8 @@ class Preset:
                             "unrelated, both")
         if len(self.related) != len(self.unrelated):
             raise XlmrError("preset: related and unrelated must add as many languages")
+        if self.max_epochs > WARN_EPOCHS and not self.repeat_reason:
+            raise XlmrError(f"preset: max_epochs {self.max_epochs:g} > {WARN_EPOCHS:g} needs a repeat_reason")
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -175,6 +189,10 @@ class Preset:
 
 
 DESIGNS = ("fixed", "matched")
+
+WARN_EPOCHS = 4.0
+"""Muennighoff et al. 2023 (arXiv 2305.16264): up to about 4 epochs, repeated tokens are worth nearly as much as
+unique ones; beyond, less and less (``laws.effective_data``). ``plan`` warns above it."""
 
 
 # The demo corpus's design languages: low-resource targets with relatives of the same script and family
@@ -193,7 +211,7 @@ _DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=800, lr=
                                dropout=0.0, attention_dropout=0.0),
                lr_width_exponent=0.75, widths=(64, 128), sizes=("debug", "tiny", "mini"), vocabs=(1000, 4000),
                lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 10, 20, 40),
-               tokenizer_sample_lines=20_000, eval_blocks=8, checkpoint_interval=400, log_interval=25,
+               tokenizer_sample_lines=20_000, checkpoint_interval=400, log_interval=25,
                shared_tokenizer=True, vocab_lang_count=10, designs=("matched",), relations=("none", "related",
                                                                                               "unrelated"),
                target_share=2 / 3, device_flops=65e9, token_overhead_s=18e-6, **_DESIGN_LANGS)
@@ -205,41 +223,55 @@ PRESETS: dict[str, Preset] = {
     # sweep on 2 CPU cores (two runs at once), predicted by dry-run (the fixed design: designs=...)
     "cpu": dataclasses.replace(_DEMO, steps=1500, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
                                designs=("matched",), target_share=0.5,
-                               relations=("none", "related", "unrelated"), eval_blocks=16,
+                               relations=("none", "related", "unrelated"),
                                checkpoint_interval=500, log_interval=50),
-    # one GPU, the demo corpus: 4-layer models of width 128-512 (16× in non-embedding parameters), 16K pieces
-    # over the 18 design languages, 131M tokens for the targets alone; the capacity sweep's 24 runs predict
-    # about 17 minutes at 25 % MFU, so about an hour at the lower MFU small models reach (not yet measured)
-    "gpu": Preset(vocab_size=16000, seq_len=128, batch_tokens=128 * 256, steps=4000, lr=1e-3, mask_prob=0.4,
-                  warmup_steps=100,
-                  model=ModelSpec(size="tiny", pre_ln=True, dropout=0.0, attention_dropout=0.0),
-                  widths=(128, 256, 512), sizes=("mini", "small", "base"), vocabs=(4000, 8000, 16000, 32000),
-                  lang_counts=(5, 10, 20, 40), wide_lang_counts=(5, 20, 40),
-                  tokenizer_sample_lines=1_000_000, eval_blocks=64, checkpoint_interval=500, log_interval=50,
+    # one GPU, the large demo corpus profile (``xlmr corpus demo --profile large``): many small runs rather than a
+    # few long ones, as its low-resource targets hold only 0.4-0.7M unique tokens each under 16K pieces. The
+    # targets alone see 6.6M tokens (800 steps of 8K), so no language exceeds 4 epochs at budget 1 of any design;
+    # 4-layer models of width 64-512 (1,000× in non-embedding parameters, the smallest bound by capacity at these
+    # tokens, the largest by data), × 2 designs × 4 language sets = 32 runs a seed, about 20 minutes a seed on one
+    # H100 (3 seeds: an hour), nearly all of it the per-run and per-step overhead of so small a model, not FLOPs
+    "gpu": Preset(vocab_size=16000, seq_len=128, batch_tokens=128 * 64, steps=800, lr=1e-3, mask_prob=0.4,
+                  warmup_steps=50, lr_width_exponent=0.75,
+                  model=ModelSpec(size="tiny", hidden_size=128, ffn_size=512, pre_ln=True, dropout=0.0,
+                                  attention_dropout=0.0),
+                  widths=(64, 128, 256, 512), sizes=("debug", "tiny"), vocabs=(4000, 8000, 16000, 32000),
+                  lang_counts=(5, 10, 20, 30), wide_lang_counts=(5, 20, 30), min_lang_bytes=1_000_000,
+                  tokenizer_sample_lines=200_000, checkpoint_interval=400, log_interval=50,
                   designs=("matched", "fixed"), relations=("none", "related", "unrelated", "both"),
-                  device_flops=989e12 * 0.25, **_DESIGN_LANGS),
+                  device_flops=989e12 * 0.25, token_overhead_s=1e-6, run_overhead_s=25.0, corpus_profile="large",
+                  shared_tokenizer=True, vocab_lang_count=10,
+                  target_high=("en", "fr", "de"), target_low=("gl", "sl", "uk"),
+                  related=("es", "pt", "cs", "pl", "ru", "sr"), unrelated=("el", "ja", "zh", "ko", "km", "dz")),
     # the paper's ablation setting: BERT-base shape, 150K vocabulary (§5), 1M-token batches, 100K steps
     "paper": Preset(vocab_size=150_000, seq_len=512, batch_tokens=512 * 2048, steps=100_000, lr=6e-4,
                     model=ModelSpec(size="base"), widths=(768, 960, 1152), sizes=("base", "large"),
                     vocabs=(32_000, 64_000, 128_000, 256_000), lang_counts=(7, 15, 30, 60, 100),
-                    wide_lang_counts=(7, 30, 100), tokenizer_sample_lines=20_000_000, eval_blocks=256,
+                    wide_lang_counts=(7, 30, 100), tokenizer_sample_lines=20_000_000,
                     checkpoint_interval=2000, log_interval=100, device_flops=312e12 * 0.4),
 }
-# gpu-slice: eight runs of the gpu scale's capacity sweep (two widths × the matched design's four sets, 300
-# steps) that check the whole path on one GPU in a few minutes
+# gpu-slice: eight runs of the gpu scale's recipe (two widths × the matched design's four sets, 300 steps) on the
+# default corpus and its design languages, that check the whole path on one GPU in a few minutes
 PRESETS["gpu-slice"] = dataclasses.replace(PRESETS["gpu"], steps=300, widths=(128, 512), designs=("matched",),
-                                           checkpoint_interval=300, log_interval=25)
+                                           checkpoint_interval=300, log_interval=25, corpus_profile="default",
+                                           min_lang_bytes=0, lang_counts=(5, 10, 20, 40),
+                                           wide_lang_counts=(5, 20, 40), **_DESIGN_LANGS, max_epochs=100.0,
+                                           repeat_reason="a few minutes' check of the whole path on one GPU over "
+                                                         "the default corpus (its bg holds ~26K tokens under 16K "
+                                                         "pieces), not a measurement")
 
 DEVICE_NOTE: dict[str, str] = {
     "demo": "fitted to the demo's six runs, two at a time on a 2-core CPU, fp32 (2026-12-02)",
     "cpu": "fitted to the demo's six runs, two at a time on a 2-core CPU, fp32 (2026-12-02)",
-    "gpu": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, not yet measured",
-    "gpu-slice": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, not yet measured",
+    "gpu": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, 1 µs per token and 25 s per run of "
+           "overhead, not yet measured",
+    "gpu-slice": "assumed: 25 % MFU of an H100/H200's 989 dense bf16 TFLOP/s, 1 µs per token and 25 s per run of "
+                 "overhead, not yet measured",
     "paper": "assumed: 40 % MFU of one A100 (312 TFLOP/s)",
 }
 """Where each scale's ``device_flops`` comes from."""
 
-LAW_BUDGETS: dict[str, tuple[float, ...]] = {"cpu": (0.25, 0.5, 1.0), "gpu": (0.25, 0.5, 1.0, 2.0)}
+LAW_BUDGETS: dict[str, tuple[float, ...]] = {"cpu": (0.25, 0.5, 1.0), "gpu": (0.125, 0.25, 0.5, 1.0)}
 """Target-token budgets (× the scale's steps) of the scaling-law grid. Budget 1 is the capacity sweep's own runs
 (same configs, same directories under ``capacity_dilution/``), so a grid after the capacity sweep trains only the
 other budgets; at the demo scale the grid is the capacity sweep (one budget: K and N vary, D_t only between
@@ -255,7 +287,8 @@ def _preset(scale: str) -> Preset:
 
 
 def _corpus_for(scale: str, corpus: str | os.PathLike | None) -> str:
-    """The corpus directory: given, or the demo corpus for demo/gpu; the paper scale needs CC-100."""
+    """The corpus directory: given, or the scale's demo corpus profile (large at gpu); the paper scale needs
+    CC-100."""
     if corpus:
         return str(corpus)
     env = os.environ.get("XLMR_CORPUS")
@@ -266,7 +299,7 @@ def _corpus_for(scale: str, corpus: str | os.PathLike | None) -> str:
         return ""
     from .democorpus import ensure_demo_corpus
 
-    return str(ensure_demo_corpus())
+    return str(ensure_demo_corpus(profile=_preset(scale).corpus_profile))
 
 
 def corpus_sizes(corpus: str) -> dict[str, int]:
@@ -274,6 +307,11 @@ def corpus_sizes(corpus: str) -> dict[str, int]:
     from .corpus import language_stats
 
     return {lang: s.bytes for lang, s in language_stats(corpus).items()}
+
+
+def _scale_sizes(p: Preset, corpus: str) -> dict[str, int]:
+    """The corpus's languages with at least the scale's ``min_lang_bytes`` of text, and their sizes."""
+    return {lang: n for lang, n in corpus_sizes(corpus).items() if n >= p.min_lang_bytes}
 
 
 def nested_language_sets(sizes: dict[str, int], counts: tuple[int, ...], *, n_high: int = 3,
@@ -327,7 +365,7 @@ def _base_config(p: Preset, corpus: str, seed: int) -> RunConfig:
                         tokenizer_sample_lines=p.tokenizer_sample_lines, mask_prob=p.mask_prob),
         optim=OptimConfig(lr=p.lr),
         schedule=ScheduleConfig(steps=p.steps, warmup_steps=p.warmup_steps),
-        eval=EvalConfig(max_blocks=p.eval_blocks),
+        eval=EvalConfig(),
         checkpoint=CheckpointConfig(interval=p.checkpoint_interval),
         log_interval=p.log_interval,
     )
@@ -396,7 +434,7 @@ def capacity_dilution(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: 
     if scale == "paper":
         sets, high, low = PAPER_LANG_SETS, PAPER_HIGH, PAPER_LOW
     else:
-        sets, high, low = nested_language_sets(corpus_sizes(corpus), p.lang_counts)
+        sets, high, low = nested_language_sets(_scale_sizes(p, corpus), p.lang_counts)
     tok_langs = sets[max(p.lang_counts)] if p.shared_tokenizer else ()
     runs = []
     for wi, width in enumerate(p.widths):
@@ -488,6 +526,109 @@ def expected_lang_tokens(cfg: RunConfig, sizes: dict[str, int]) -> dict[str, flo
     return {lang: tokens * p for lang, p in q.items()}
 
 
+# ---------------------------------------------------------------- the plan: tokens, epochs, FLOPs, time
+
+PLAN_ENCODE_BYTES = 2 * 10**9
+"""``plan`` encodes a corpus up to this size to count each language's unique tokens under the run's tokenizer (the
+runs need those cached shards anyway); a larger one (CC-100) is estimated at ``ESTIMATE_BYTES_PER_TOKEN``."""
+ESTIMATE_BYTES_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The arithmetic of one run before it starts: tokens, FLOPs, predicted time and repetition per language."""
+
+    cfg: RunConfig
+    tokens: float
+    flops: float
+    seconds: float | None
+    """Predicted wall time on the scale's reference machine (None without a measured or assumed throughput)."""
+    repetition: dict[str, dict]
+    """Per training language: ``unique_tokens``, ``tokens_seen``, ``epochs`` (``data.repetition``); empty
+    without a corpus."""
+    exact: bool
+    """Unique tokens counted from the shards (False: estimated from bytes)."""
+
+    def most_repeated(self) -> tuple[str, float] | None:
+        """(language, epochs) of the most repeated training language."""
+        if not self.repetition:
+            return None
+        lang = max(self.repetition, key=lambda k: (self.repetition[k]["epochs"], k))
+        return lang, self.repetition[lang]["epochs"]
+
+
+def training_data(cfg: RunConfig, memo: dict | None = None) -> tuple[dict[str, int], dict[str, float], bool]:
+    """(unique training tokens, sampling probabilities, exact) of a run's training languages, as ``train.prepare``
+    derives them: the cached tokenizer and shards (built if missing), or for a corpus above ``PLAN_ENCODE_BYTES``
+    an estimate from its bytes. ``memo`` shares the tokenizer and shards between runs of a sweep."""
+    from .corpus import language_files, language_stats, sampling_probs, target_sampling_probs, validate_languages
+    from .data import shards_for, unique_tokens
+    from .tokenizer import tokenizer_for
+
+    memo = {} if memo is None else memo
+    d = cfg.data
+    langs = list(d.langs) or list(language_files(d.corpus))
+    tok_langs = sorted(d.tokenizer_langs or langs)
+    all_langs = sorted(set(langs) | set(cfg.eval.langs or langs) | set(tok_langs))
+    if ("stats", d.corpus) not in memo:
+        memo["stats", d.corpus] = language_stats(d.corpus)
+    stats = memo["stats", d.corpus]
+    if sum(stats[lang].bytes for lang in all_langs if lang in stats) > PLAN_ENCODE_BYTES:
+        unique = {lang: round(stats[lang].bytes / ESTIMATE_BYTES_PER_TOKEN) for lang in langs}
+        exact = False
+    else:
+        key = (d.corpus, tuple(tok_langs), tuple(all_langs), d.vocab_size, d.tokenizer_alpha or d.alpha,
+               d.tokenizer_seed, d.tokenizer_sample_lines, d.cache_dir)
+        if key not in memo:
+            checked = validate_languages(d.corpus, all_langs)
+            cache = d.cache_dir or None
+            tok = tokenizer_for(d.corpus, tok_langs, d.vocab_size, alpha=d.tokenizer_alpha or d.alpha,
+                                seed=d.tokenizer_seed, sample_lines=d.tokenizer_sample_lines, cache_root=cache,
+                                stats=checked)
+            memo[key] = unique_tokens(shards_for(tok, d.corpus, all_langs, cache_root=cache, validated=True))
+        unique, exact = {lang: memo[key][lang] for lang in langs}, True
+    counts = {lang: float(unique[lang]) for lang in langs}
+    probs = (target_sampling_probs(counts, d.alpha, d.target_langs, d.target_share) if d.target_langs
+             else sampling_probs(counts, d.alpha))
+    return unique, probs, exact
+
+
+def plan_runs(cfgs: list[RunConfig], scale: str) -> list[RunPlan]:
+    """Each run's tokens, FLOPs, predicted time and epochs per training language (empty repetition for a run
+    without a corpus: the paper scale before ``--corpus``)."""
+    from .data import repetition
+    from .model import train_flops_for
+
+    preset, memo, out = _preset(scale), {}, []
+    for c in cfgs:
+        mcfg = model_config_of(c.model, c.data.vocab_size)
+        tokens = c.schedule.steps * c.data.batch_tokens if c.schedule.steps else c.schedule.tokens
+        flops = c.schedule.flops or train_flops_for(mcfg, tokens, c.data.seq_len, c.data.mask_prob)
+        tokens = tokens or flops / train_flops_for(mcfg, 1, c.data.seq_len, c.data.mask_prob)
+        rep, exact = {}, False
+        if c.data.corpus:
+            unique, probs, exact = training_data(c, memo)
+            rep = repetition(tokens, probs, unique)
+        out.append(RunPlan(c, float(tokens), float(flops), preset.predicted_seconds(flops, tokens), rep, exact))
+    return out
+
+
+def check_repetition(plans: list[RunPlan], scale: str, allow_repeat: bool = False) -> None:
+    """Refuse (one XlmrError line) a sweep whose most repeated language exceeds the scale's ``max_epochs``, before
+    any run starts, unless ``allow_repeat``."""
+    limit = _preset(scale).max_epochs
+    worst = max(((p, *p.most_repeated()) for p in plans if p.repetition), key=lambda t: t[2], default=None)
+    if allow_repeat or worst is None or worst[2] <= limit:
+        return
+    p, lang, epochs = worst
+    rep = p.repetition[lang]
+    raise XlmrError(
+        f"language {lang} has {rep['unique_tokens']:,} unique training tokens{'' if p.exact else ' (estimated)'} "
+        f"under the {p.cfg.data.vocab_size}-piece tokenizer of run {p.cfg.name} in {p.cfg.data.corpus}; the run "
+        f"asks {rep['tokens_seen']:,.0f} tokens of it, {epochs:.1f} epochs (limit {limit:g} at scale {scale}): "
+        f"give more text, a smaller budget, or --allow-repeat")
+
+
 def model_config_of(spec: ModelSpec, vocab_pieces: int):
     """The ``model.ModelConfig`` of a spec with a vocabulary of ``vocab_pieces`` SentencePiece pieces (+2 rows)."""
     from .model import model_config
@@ -541,7 +682,7 @@ def vocab_scaling(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str 
     if scale == "paper":
         langs = PAPER_LANG_SETS[100]
     elif p.vocab_lang_count:
-        langs = nested_language_sets(corpus_sizes(corpus), (p.vocab_lang_count,))[0][p.vocab_lang_count]
+        langs = nested_language_sets(_scale_sizes(p, corpus), (p.vocab_lang_count,))[0][p.vocab_lang_count]
     else:
         langs = ()
     target = param_counts(p.model, vocabs[0])["total"]
@@ -574,7 +715,7 @@ def sampling_alpha(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str
     if scale == "paper":
         langs, high, low = PAPER_LANG_SETS[100], PAPER_HIGH, PAPER_LOW
     else:
-        sets, high, low = nested_language_sets(corpus_sizes(corpus), (p.lang_counts[-1],))
+        sets, high, low = nested_language_sets(_scale_sizes(p, corpus), (p.lang_counts[-1],))
         langs = sets[p.lang_counts[-1]]
     runs = []
     for a in ALPHAS:
@@ -592,7 +733,7 @@ def model_size(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | o
     """The scale's named sizes trained on the same data and the same number of tokens."""
     p = _preset(scale)
     corpus = _corpus_for(scale, corpus)
-    langs = PAPER_LANG_SETS[100] if scale == "paper" else ()
+    langs = PAPER_LANG_SETS[100] if scale == "paper" else tuple(_scale_sizes(p, corpus)) if p.min_lang_bytes else ()
     vocab = 250_000 if scale == "paper" else p.vocab_size  # XLM-R's own vocabulary at the paper's sizes
     runs = []
     for size in p.sizes:

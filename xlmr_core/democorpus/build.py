@@ -33,6 +33,7 @@ from .fetch import Fetcher
 from .sources import (
     DEFAULT_SOURCES,
     EVAL_SOURCES,
+    PROFILES,
     SOURCES,
     TRAIN_SOURCES,
     Collection,
@@ -46,9 +47,22 @@ EVAL_SETS = ("instguide", "udhr_para", "udhr_article", "docs_heldout")
 DEFAULT_SETTINGS = {"holdout_percent": 10, "min_bytes": 20000, "sources": list(DEFAULT_SOURCES)}
 
 
-def default_out_dir() -> Path:
-    """Where ensure_demo_corpus keeps the corpus: ``<cache root>/demo-corpus``."""
-    return cache.default_root() / "demo-corpus"
+def default_out_dir(profile: str = "default") -> Path:
+    """Where ensure_demo_corpus keeps the corpus: ``<cache root>/demo-corpus`` (``demo-corpus-<profile>`` for
+    another profile)."""
+    _check_profile(profile)
+    return cache.default_root() / ("demo-corpus" if profile == "default" else f"demo-corpus-{profile}")
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise XlmrError(f"unknown demo corpus profile {profile!r}: choose one of {', '.join(PROFILES)}")
+
+
+def profile_settings(profile: str = "default") -> dict:
+    """The build settings of a profile (``default``: what ``make demo`` and the tests build)."""
+    _check_profile(profile)
+    return {**DEFAULT_SETTINGS, "sources": list(PROFILES[profile])}
 
 
 def default_download_dir() -> Path:
@@ -177,8 +191,10 @@ def build_demo_corpus(out_dir: str | os.PathLike, cache_dir: str | os.PathLike |
         raise XlmrError(f"no language reached min_bytes={min_bytes} with sources {','.join(sources)}: "
                         f"lower --min-bytes or add sources")
 
+    profile = next((name for name, srcs in PROFILES.items() if srcs == sources), None)
     meta = {
         "builder_version": BUILDER_VERSION,
+        "profile": profile,
         "xlmr_core_version": __version__,
         "settings": {"holdout_percent": holdout_percent, "min_bytes": min_bytes, "sources": list(sources)},
         "packages": fetch.provenance(),
@@ -214,24 +230,28 @@ def build_demo_corpus(out_dir: str | os.PathLike, cache_dir: str | os.PathLike |
 def read_meta(out_dir: str | os.PathLike) -> dict | None:
     """meta.json of a finished build in ``out_dir``, or None if there is none (or it is unreadable)."""
     try:
-        return json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
+        meta = json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if isinstance(meta, dict):
+        meta.setdefault("profile", "default")  # builds from before the profiles were the default one
+    return meta
 
 
-def _is_current(meta: dict | None) -> bool:
+def _is_current(meta: dict | None, profile: str = "default") -> bool:
     return (meta is not None and meta.get("builder_version") == BUILDER_VERSION
-            and meta.get("settings") == DEFAULT_SETTINGS)
+            and meta.get("settings") == profile_settings(profile))
 
 
 def ensure_demo_corpus(out_dir: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None,
-                       progress: bool = True) -> Path:
-    """The directory of a finished default build of the current builder version, building it if needed."""
-    out = Path(out_dir).expanduser() if out_dir is not None else default_out_dir()
-    if _is_current(read_meta(out)):
+                       progress: bool = True, profile: str = "default") -> Path:
+    """The directory of a finished build of ``profile`` (default: the demo's) of the current builder version,
+    building it if needed."""
+    out = Path(out_dir).expanduser() if out_dir is not None else default_out_dir(profile)
+    if _is_current(read_meta(out), profile):
         return out
     # a second process waits here and then finds the corpus the first one built
     with file_lock(out.parent / f".{out.name}.lock"):
-        if not _is_current(read_meta(out)):
-            build_demo_corpus(out, cache_dir, progress=progress)
+        if not _is_current(read_meta(out), profile):
+            build_demo_corpus(out, cache_dir, sources=PROFILES[profile], progress=progress)
     return out

