@@ -47,7 +47,9 @@ from train_step import RESULTS, masked_batches  # noqa: E402
 from xlmr_core.model import LOGITS_BUDGET, SIZES  # noqa: E402
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 (SXM), no sparsity
-DEFAULT_BATCH = {"base": 32, "large": 16}
+DEFAULT_BATCH = {"base": 16, "large": 16}
+"""The baseline batch, at which transformers runs too: its full (B·T, 250,002) logits in fp32 (log-softmax
+output, its gradient) take ~16 GiB per 16 × 512 tokens, so base 16 and large 16 fit 80 GB with room."""
 COMPILE = ("none", "layers", "model")
 SDPA = ("auto", "flash", "efficient", "cudnn", "math")
 # --tune: a greedy search over these axes in this order, each keeping the best value found so far

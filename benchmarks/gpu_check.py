@@ -53,7 +53,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 CARRY_LIMIT = 64 * 2**20  # the working tree plus carried paths, per device call
 
 STAGES = ("setup", "env", "tests", "bench-base", "bench-large", "train", "slice")
-BUDGETS = {"setup": 35, "env": 15, "tests": 60, "bench-base": 170, "bench-large": 85, "train": 100, "slice": 0}
+BUDGETS = {"setup": 35, "env": 10, "tests": 120, "bench-base": 150, "bench-large": 70, "train": 80, "slice": 0}
 """Seconds per stage (0: whatever is left); with the default --budget they add up to the 8-minute frame."""
 TOTAL_BUDGET = 470
 MERGE_RESERVE = 5  # seconds kept for the final merge
@@ -888,7 +888,37 @@ def print_plan(stages: list[Stage], args, p: Paths, echo=print) -> None:
             flags = "".join([" (always)" if c.always else "", " (optional)" if c.optional else "",
                              f" (keeps {c.reserve:.0f} s)" if c.reserve else ""])
             echo(f"     $ {_q(argv)}{flags}" if argv is not None else f"     - {c.label}{flags}")
+            if argv is not None:
+                echo(f"       check: {dry_check(argv)}")
     echo("then: merge the stage outputs into gpu.json (results folder and --results)")
+
+
+def dry_check(argv: list[str]) -> str:
+    """Take a command's own path up to the device: parse gpu.py's arguments, resolve ``xlmr train``'s config,
+    find the test files and scripts it names; "ok" or "FAILED: <why>"."""
+    try:
+        if len(argv) > 1 and argv[1].endswith("gpu.py"):
+            sys.path.insert(0, str(REPO / "benchmarks"))
+            import gpu  # noqa: PLC0415 (torch: only when a dry run checks the benchmark)
+
+            args = argv[2:]
+            if "--like" in args and not Path(args[args.index("--like") + 1]).exists():
+                i = args.index("--like")  # written by the stage before: not there in a dry run
+                args = args[:i] + args[i + 2:]
+            gpu.parse_args(args)
+        elif argv[1:4] == ["-m", "xlmr_core", "train"]:
+            from xlmr_core.config import load_config  # noqa: PLC0415
+
+            load_config(None, argv[4:])
+        elif argv[1:3] == ["-m", "pytest"]:
+            missing = [a for a in argv if a.startswith("tests/") and not (REPO / a).exists()]
+            if missing:
+                raise FileNotFoundError(", ".join(missing))
+        elif len(argv) > 1 and argv[1].endswith(".py") and not Path(argv[1]).exists():
+            raise FileNotFoundError(argv[1])
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - reported, the dry run goes on to the next command
+        return f"FAILED: {type(e).__name__}: {e}"
+    return "ok"
 
 
 def cmd_run(args) -> int:

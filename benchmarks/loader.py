@@ -2,6 +2,7 @@
 
     python benchmarks/loader.py                       # demo corpus, 8K vocabulary, seq 512, batch 16
     python benchmarks/loader.py --sizes tiny,small --device cuda --json benchmarks/results/loader.json
+    python benchmarks/loader.py --seq-len 128 --batch-blocks 64 --workers 0,1,2 --sizes '' --no-encode  # gpu scale
 
 The loader must keep far ahead of the trainer: the ratio printed is loader tokens/s over trainer
 tokens/s (forward + backward + optimizer step of ``xlmr_core.model`` on the same batch shape).
@@ -38,11 +39,14 @@ def loader_rates(shards, tok, probs, args) -> dict:
     kw = dict(seed=0, rank=0, world_size=1, batch_blocks=args.batch_blocks, seq_len=args.seq_len,
               mask=data.MaskConfig(whole_word=args.whole_word), vocab_size=tok.vocab_size, mask_id=tok.mask_id,
               special_ids=tok.special_ids, word_starts=tok.is_word_start)
+    cpu0 = time.process_time()
     n, s = _timed(lambda i: data.make_batch(shards, probs, step=i, **kw), args.seconds)
-    out = {"make_batch": {"batches_per_s": n / s, "tokens_per_s": n / s * args.batch_blocks * args.seq_len}}
+    cpu = (time.process_time() - cpu0) * n / (n + 1)  # the warm-up call is in the CPU time, not in n
+    tokens = args.batch_blocks * args.seq_len
+    # tokens per CPU-second: what one free core builds, whatever else the machine runs meanwhile
+    out = {"make_batch": {"batches_per_s": n / s, "tokens_per_s": n / s * tokens, "tokens_per_cpu_s": n * tokens / cpu}}
     steps = max(50, int(out["make_batch"]["batches_per_s"] * args.seconds))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    for workers in sorted({0, cores}):
+    for workers in args.workers:
         with data.BatchIterator(shards, probs, start=0, end=steps + 10, prefetch=8, workers=workers, **kw) as it:
             for _ in range(10):  # start-up (worker processes) not counted
                 next(it)
@@ -53,6 +57,34 @@ def loader_rates(shards, tok, probs, args) -> dict:
         name = "iterator (thread)" if workers == 0 else f"iterator ({workers} procs)"
         out[name] = {"batches_per_s": steps / s, "tokens_per_s": steps / s * args.batch_blocks * args.seq_len}
     return out
+
+
+def gpu_scale_demand() -> list[dict]:
+    """Tokens/s that the gpu scale's least and most expensive models consume at its assumed MFU.
+
+    The shapes are the scale's: the capacity widths, the vocabulary study (fixed Transformer and fixed total
+    parameters) and the named sizes of the model-size sweep, built with :mod:`xlmr_core.sweeps`' own helpers.
+    """
+    from xlmr_core.model import model_config, train_flops_for
+    from xlmr_core.sweeps import PRESETS, fixed_total_width, param_counts, with_width
+
+    g = PRESETS["gpu"]
+    shapes = [(f"capacity h{w}", with_width(g.model, w), g.vocab_size) for w in g.widths]
+    target = param_counts(g.model, g.vocabs[0])["total"]
+    shapes += [(f"vocab {v // 1000}K fixed-total", fixed_total_width(g.model, v, target), v) for v in g.vocabs]
+    shapes += [(f"vocab {v // 1000}K", g.model, v) for v in g.vocabs]
+    models = [(name, model_config(spec.size, v + 2, **spec.overrides())) for name, spec, v in shapes]
+    models += [(f"size {s}", model_config(s, g.vocab_size + 2)) for s in g.sizes]
+    rows = []
+    for name, cfg in models:
+        per_token = train_flops_for(cfg, 1, g.seq_len, g.mask_prob)
+        # tokens_per_s: at the assumed MFU alone; with_overhead: the scale's own time model (predicted_seconds)
+        rows.append({"model": f"{name} ({cfg.num_layers} x {cfg.hidden_size}, V {cfg.vocab_size})",
+                     "seq_len": g.seq_len, "batch_tokens": g.batch_tokens, "device_flops": g.device_flops,
+                     "flops_per_token": per_token, "tokens_per_s": g.device_flops / per_token,
+                     "tokens_per_s_with_overhead": 1 / (per_token / g.device_flops + g.token_overhead_s)})
+    rows.sort(key=lambda r: r["tokens_per_s"])
+    return [rows[-1], rows[0]]  # the hungriest (least FLOPs per token) and the least hungry
 
 
 def trainer_rate(size: str, tok, batch: dict, args) -> dict | None:
@@ -105,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--batch-blocks", type=int, default=16)
     p.add_argument("--whole-word", action="store_true")
+    p.add_argument("--workers", default="", help="comma-separated BatchIterator worker processes to time "
+                   "(0: its background thread only; default: 0, 1 and all cores)")
     p.add_argument("--sizes", default="tiny,small", help="model sizes for the trainer rate")
     p.add_argument("--device", default=None, help="trainer device (default: cuda if available, else cpu)")
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
@@ -115,6 +149,8 @@ def main(argv=None) -> int:
     import torch
 
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    args.workers = [int(x) for x in args.workers.split(",") if x] or sorted({0, 1, cores})
 
     if args.corpus is None:
         from xlmr_core.democorpus import ensure_demo_corpus
@@ -135,6 +171,17 @@ def main(argv=None) -> int:
     print(f"\nloader (seq {args.seq_len}, batch {args.batch_blocks}, one process)")
     for name, r in result["loader"].items():
         print(f"  {name:<20} {r['batches_per_s']:9.1f} batches/s {r['tokens_per_s'] / 1e6:9.3f} M tokens/s")
+    print(f"  make_batch per CPU-second (one free core): {result['loader']['make_batch']['tokens_per_cpu_s'] / 1e6:.3f}"
+          " M tokens")
+    result["gpu_scale_demand"] = gpu_scale_demand()
+    iters = {k: r["tokens_per_s"] for k, r in result["loader"].items() if k.startswith("iterator")}
+    print("what the gpu scale's models consume on one GPU at its assumed MFU (and with its 1 us/token overhead), "
+          "and each iterator over the first:")
+    for r in result["gpu_scale_demand"]:
+        ratios = "  ".join(f"{k[10:-1]} {tps / r['tokens_per_s']:.2f}x" for k, tps in iters.items())
+        print(f"  {r['model']:<42} {r['tokens_per_s'] / 1e6:7.2f} M tokens/s "
+              f"({r['tokens_per_s_with_overhead'] / 1e6:.2f}) at seq {r['seq_len']}, "
+              f"{r['device_flops'] / 1e12:.0f} TFLOP/s   loader/demand: {ratios}")
 
     batch = data.make_batch(shards, probs, seed=0, step=0, rank=0, world_size=1, batch_blocks=args.batch_blocks,
                             seq_len=args.seq_len, mask=data.MaskConfig(), vocab_size=tok.vocab_size,
@@ -153,7 +200,6 @@ def main(argv=None) -> int:
               f"loader/trainer = {r['loader_over_trainer']:.0f}x")
 
     if not args.no_encode:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         result["encode"] = encode_rates(tok, files, sorted({1, cores}))
         print("\nencoding (SentencePiece + held-out split + shards, chunks of 1 MiB)")
         for r in result["encode"]:

@@ -57,7 +57,7 @@ def masked_batches(n: int, batch: int, seq: int, vocab: int, mask_rate: float, s
         labels = torch.where(pick, ids, torch.full_like(ids, -100))
         r = torch.rand(batch, seq, generator=g)
         inp = torch.where(pick & (r < 0.8), torch.full_like(ids, mask_id), ids)
-        inp = torch.where(pick & (r >= 0.8) & (r < 0.9), torch.randint_like(ids, 4, vocab - 1, generator=g), inp)
+        inp = torch.where(pick & (r >= 0.8) & (r < 0.9), torch.randint(4, vocab - 1, ids.shape, generator=g), inp)
         out.append((inp, labels))
     return out
 

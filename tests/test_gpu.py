@@ -112,7 +112,8 @@ def _cuda_config(corpus: Path, run_dir: Path, **over):
 
 @pytest.mark.timeout(300)
 def test_trainer_on_cuda_logs_tokens_per_s_and_mfu(demo_corpus, tmp_path):
-    from xlmr_core.train import _peak_flops, train
+    from xlmr_core.device import peak_bf16_flops
+    from xlmr_core.train import train
 
     run_dir = tmp_path / "run"
     final = train(_cuda_config(demo_corpus, run_dir, **{"log_interval": 4, "checkpoint.interval": 6}))
@@ -120,10 +121,22 @@ def test_trainer_on_cuda_logs_tokens_per_s_and_mfu(demo_corpus, tmp_path):
     steps = [r for r in rows if "loss" in r]
     assert [r["step"] for r in steps] == [4, 8, 12]
     assert all(r["tokens_per_s"] > 0 and math.isfinite(r["loss"]) for r in steps)
-    if _peak_flops(torch.device("cuda")) is not None:  # a GPU whose dense bf16 peak the trainer knows
+    if peak_bf16_flops(torch.device("cuda")) is not None:  # a GPU whose dense bf16 peak the table knows
         assert all(0 < r["mfu"] < 1 for r in steps)
     assert final["final_train_loss_bits"] == pytest.approx(steps[-1]["loss_bits"])
     assert final["steps"] == 12 and (run_dir / "final.json").exists()
+
+
+@pytest.mark.timeout(300)
+def test_resume_on_cuda_continues_the_run(demo_corpus, tmp_path):
+    """A requeued GPU job: checkpoints read onto the CPU, the RNG state set from a CPU ByteTensor."""
+    from xlmr_core.train import train
+
+    run_dir = tmp_path / "run"
+    cfg = _cuda_config(demo_corpus, run_dir, **{"schedule.steps": 6, "log_interval": 2})
+    assert train(cfg, stop_after=4) is None
+    final = train(cfg)
+    assert final["steps"] == 6 and json.loads((run_dir / "config.json").read_text())["resumed_from"]
 
 
 @pytest.mark.timeout(300)

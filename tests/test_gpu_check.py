@@ -43,8 +43,12 @@ def test_dry_run_prints_every_stage_with_commands_and_budgets(capsys, tmp_path):
     for i, stage in enumerate(gc.STAGES, 1):
         budget = gc.BUDGETS[stage]
         assert f"{i}. {stage} [{f'{budget} s' if budget else 'what is left'}]" in text
-    # the stages' own budgets fit the 8-minute frame with the merge's reserve
+    # the stages' own budgets fit the 8-minute frame with the merge's reserve; the GPU tests get 2 minutes
     assert sum(gc.BUDGETS.values()) + gc.MERGE_RESERVE <= gc.TOTAL_BUDGET <= 480
+    assert gc.BUDGETS["tests"] >= 120
+    # every command's own path up to the device ran: gpu.py parsed its arguments, the trainer resolved its config
+    checks = [line.strip() for line in text.splitlines() if line.strip().startswith("check:")]
+    assert len(checks) == text.count("     $ ") and checks and all(c == "check: ok" for c in checks), checks
     assert "-m pytest -m gpu" in text and "tests/test_gpu.py" in text and "--junitxml=" in text
     work = tmp_path / "w"
     assert f"gpu.py --sizes base --tune --profile {work / 'profile.json'} --json {out / 'bench_base.json'}" in text

@@ -282,3 +282,45 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
     assert torch.equal(l0, l1)
     for n in g0:
         torch.testing.assert_close(g1[n], g0[n], rtol=1e-6, atol=1e-7, msg=n)
+
+
+def test_xlmr_vocabulary_padded_inside_the_loss_matches_transformers():
+    """V = 250,002 is padded to 250,112 inside the loss: loss, arg-max and gradients are transformers' own."""
+    config = ModelConfig(vocab_size=250002, hidden_size=16, num_layers=1, num_heads=2, ffn_size=32,
+                         max_positions=40)
+    theirs = hf_model(config, seed=6)
+    ours = ours_from(theirs, config)
+    ours.logits_budget = 3 * 250112  # three rows a chunk: padding and chunking together
+    x, y = padded_batch(config, [20, 13, 20], seed=8)
+    ref = theirs(input_ids=x, attention_mask=(x != PAD).long(), labels=y)
+    out = ours(x, y)
+    assert out.loss.item() == pytest.approx(ref.loss.item(), abs=1e-5)
+    assert int(out.n_correct) == int((ref.logits[y != -100].argmax(-1) == y[y != -100]).sum())
+    ref.loss.backward()
+    out.loss.backward()
+    assert ours.embed.tokens.weight.grad.shape == (250002, 16) and ours.head.bias.grad.shape == (250002,)
+    grads = hf.to_hf_state_dict({k: p.grad for k, p in ours.named_parameters()}, config)
+    named = dict(theirs.named_parameters(remove_duplicate=False))
+    for key, g in grads.items():
+        torch.testing.assert_close(g, named[key].grad, atol=1e-5, rtol=1e-4, msg=lambda m, k=key: f"{k}: {m}")
+    assert ours.state_dict()["head.bias"].shape == (250002,)  # the padding is never stored, so never exported
+
+
+def test_padded_vocabulary_rows_stay_out_of_the_softmax():
+    """Padding 517 → 640 rows: the summed loss, arg-max and gradients equal the unpadded cross-entropy."""
+    torch.manual_seed(9)
+    h = torch.randn(7, 24, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(517, 24, dtype=torch.float64, requires_grad=True)
+    b = torch.full((517,), -50.0, dtype=torch.float64, requires_grad=True)  # every real logit well below 0
+    t = torch.randint(0, 517, (7,))
+    loss_sum, n_correct = masked_lm_loss(h, w, b, t)
+    loss_sum.backward()
+    got = [p.grad.clone() for p in (h, w, b)]
+    for p in (h, w, b):
+        p.grad = None
+    ref = F.cross_entropy(F.linear(h, w, b), t, reduction="sum")
+    ref.backward()
+    assert loss_sum.item() == pytest.approx(ref.item(), rel=1e-12)
+    assert int(n_correct) == int((F.linear(h, w, b).argmax(-1) == t).sum())
+    for a, p in zip(got, (h, w, b)):
+        torch.testing.assert_close(a, p.grad, atol=1e-12, rtol=1e-10)

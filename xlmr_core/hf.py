@@ -325,7 +325,7 @@ def _tokenizer_files(out: Path, spm: Path, config: ModelConfig) -> None:
 
 def export(model: XLMRForMaskedLM, out_dir: str | Path, tokenizer_model_file: str | Path | None = None) -> Path:
     """Write an HF directory (config.json, model.safetensors, tokenizer files) that from_pretrained loads."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     config = model.config
     spm = Path(tokenizer_model_file) if tokenizer_model_file else None
@@ -335,7 +335,9 @@ def export(model: XLMRForMaskedLM, out_dir: str | Path, tokenizer_model_file: st
         _check_vocab(config, spm)
     state = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
     with fsutil.atomic_dir(out_dir) as tmp:
-        save_file(to_hf_state_dict(state, config), tmp / "model.safetensors", metadata={"format": "pt"})
+        # safetensors' save_file creates its file 0600; bytes through fsutil get the umask's mode (0644)
+        fsutil.atomic_write_bytes(tmp / "model.safetensors",
+                                  save(to_hf_state_dict(state, config), metadata={"format": "pt"}))
         fsutil.atomic_write_json(tmp / "config.json", hf_config(config))
         if spm is not None:
             _tokenizer_files(tmp, spm, config)

@@ -18,7 +18,10 @@ import torch.utils.checkpoint
 from .errors import XlmrError
 
 IGNORE_INDEX = -100  # label at positions that are not predicted (as in fairseq/transformers)
-LOGITS_BUDGET = 1 << 25  # most logits (rows × vocab) alive at once in the loss: 128 MiB in fp32
+LOGITS_BUDGET = 1 << 25  # most logits (rows × vocab) alive at once in the loss off CUDA: 128 MiB in fp32
+LOGITS_BUDGET_MAX = 1 << 29  # on CUDA at most 2 GiB of fp32 logits: ~2,100 rows at V = 250,002, big GEMMs
+BYTES_PER_LOGIT = 8  # fp32 log-probabilities + the bf16 logits and gradient of a chunk
+VOCAB_MULTIPLE = 128  # the loss pads the vocabulary to this many rows: whole tensor-core tiles in its GEMMs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +105,54 @@ def model_config(size: str, vocab_size: int, **overrides) -> ModelConfig:
     if unknown:
         raise XlmrError(f"unknown model config field(s) {', '.join(unknown)}; fields are {', '.join(sorted(names))}")
     return replace(ModelConfig(vocab_size=vocab_size, **SIZES[size]), **overrides)
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """Where the head runs, worked out from the labels: made on the host, the forward never waits for the device."""
+
+    rows: torch.Tensor | None
+    """(B, Tq) positions the last layer computes, each row's predicted ones first; None when Tq = T."""
+    index: torch.Tensor
+    """(N,) flat indices into the (B · Tq) computed positions of the predicted ones, row-major."""
+    targets: torch.Tensor
+    """(N,) their labels."""
+    padded: bool
+    """Whether any input position is <pad> (then positions and attention need the padding mask)."""
+
+    @property
+    def n(self) -> int:
+        return self.index.shape[0]
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> Predicted:
+        def move(t):
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
+        return Predicted(move(self.rows), move(self.index), move(self.targets), self.padded)
+
+
+def predicted_positions(input_ids: torch.Tensor, labels: torch.Tensor, padding_idx: int = 1) -> Predicted:
+    """The :class:`Predicted` plan of a batch; give it CPU tensors and the device is not consulted."""
+    B, T = labels.shape
+    predict = labels != IGNORE_INDEX  # (B, T)
+    tq = max(int(predict.sum(1).max()), 1) if B else 1
+    rows = None
+    if tq < T:
+        # each row's predicted positions first, in order: sort keys (not predicted) * T + position
+        key = (~predict) * T + torch.arange(T, device=labels.device)
+        rows = key.sort(dim=1).indices[:, :tq]  # (B, Tq)
+        predict = predict.gather(1, rows)
+        labels = labels.gather(1, rows)
+    index = predict.reshape(-1).nonzero().squeeze(1)  # (N,)
+    return Predicted(rows, index, labels.reshape(-1)[index], not bool((input_ids != padding_idx).all()))
+
+
+def logits_budget(device: torch.device, vocab_size: int) -> int:
+    """Most logits the loss keeps alive at once: 1/16 of the free memory on CUDA (≤ LOGITS_BUDGET_MAX)."""
+    if device.type != "cuda":
+        return LOGITS_BUDGET
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(min(max(free // 16 // BYTES_PER_LOGIT, LOGITS_BUDGET), LOGITS_BUDGET_MAX))
 
 
 @dataclass(frozen=True)
@@ -281,15 +332,19 @@ class XLMRForMaskedLM(nn.Module):
 
     # ---- encoder --------------------------------------------------------------------------------------------
 
-    def _prepare(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
-        """Check shapes; return (is_token or None, SDPA mask (B, 1, 1, T) or None when nothing is masked)."""
+    def _prepare(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, padded: bool | None = None):
+        """Check shapes; return (is_token or None, SDPA mask (B, 1, 1, T) or None when nothing is masked).
+
+        ``padded``: whether input_ids hold <pad>, when the caller knows (no read-back from the device then).
+        """
         if input_ids.dim() != 2:
             raise XlmrError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}")
         if input_ids.shape[1] > self.config.max_positions:
             raise XlmrError(f"sequence length {input_ids.shape[1]} exceeds max_positions "
                             f"{self.config.max_positions}; use shorter blocks or a larger max_positions")
         is_token = input_ids != self.config.padding_idx
-        padded = not bool(is_token.all())
+        if padded is None:
+            padded = not bool(is_token.all())
         if attention_mask is None:
             keep, masked = is_token, padded
         else:
@@ -320,36 +375,42 @@ class XLMRForMaskedLM(nn.Module):
 
     # ---- masked-LM loss -------------------------------------------------------------------------------------
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor,
-                attention_mask: torch.Tensor | None = None) -> MLMOutput:
-        """Masked-LM cross-entropy at positions where ``labels != -100``; the head runs only there."""
-        if labels.shape != input_ids.shape:
-            raise XlmrError(f"labels shape {tuple(labels.shape)} differs from input_ids {tuple(input_ids.shape)}")
-        is_token, mask = self._prepare(input_ids, attention_mask)
-        B, T = input_ids.shape
-        predict = labels != IGNORE_INDEX  # (B, T)
-        tq = max(int(predict.sum(1).max()), 1)
-        rows = None
-        if tq < T:
-            # each row's predicted positions first, in order: sort keys (not predicted) * T + position
-            key = (~predict) * T + torch.arange(T, device=labels.device)
-            rows = key.sort(dim=1).indices[:, :tq]  # (B, Tq)
-            predict = predict.gather(1, rows)
-            labels = labels.gather(1, rows)
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, predicted: Predicted | None = None) -> MLMOutput:
+        """Masked-LM cross-entropy at positions where ``labels != -100``; the head runs only there.
+
+        ``predicted``: the plan of ``labels`` made on the host (:func:`predicted_positions`), in place of
+        ``labels``; with it and no ``attention_mask`` the forward reads nothing back from the device.
+        """
+        if predicted is None:
+            if labels is None or labels.shape != input_ids.shape:
+                raise XlmrError(f"labels shape {None if labels is None else tuple(labels.shape)} differs from "
+                                f"input_ids {tuple(input_ids.shape)}")
+            predicted = predicted_positions(input_ids, labels, self.config.padding_idx)
+        is_token, mask = self._prepare(input_ids, attention_mask, None if attention_mask is not None
+                                       else predicted.padded)
         x = self.embed(input_ids, is_token)
         for layer in self.layers[:-1]:
             x = self._run_layer(layer, x, mask)
         # the last layer only needs outputs where the head runs: queries and FFN at those rows only
-        x = self._run_layer(self.layers[-1], x, mask, rows)  # (B, Tq, H)
+        x = self._run_layer(self.layers[-1], x, mask, predicted.rows)  # (B, Tq, H)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        h = self.head(x[predict])  # (N, H), row-major order
-        targets = labels[predict]  # (N,)
-        loss_sum, n_correct = masked_lm_loss(h, self.embed.tokens.weight, self.head.bias, targets,
+        h = self.head(x.reshape(-1, x.shape[-1]).index_select(0, predicted.index))  # (N, H), row-major order
+        loss_sum, n_correct = masked_lm_loss(h, self.embed.tokens.weight, self.head.bias, predicted.targets,
                                              self.logits_budget)
-        n = targets.numel()
+        n = predicted.n
         return MLMOutput(loss=loss_sum / max(n, 1), loss_sum=loss_sum.detach(),
-                         n_masked=torch.tensor(n, device=labels.device), n_correct=n_correct)
+                         n_masked=torch.full((), n, device=input_ids.device), n_correct=n_correct)
+
+    def compile_layers(self, **kwargs) -> None:
+        """``torch.compile`` every layer but the last (as benchmarks/gpu.py): their shapes are fixed.
+
+        The last layer's query rows, the head and the loss change shape with the number of masked positions and
+        stay eager, so steps with different mask counts never recompile.
+        """
+        for layer in self.layers[:-1]:
+            layer.compile(**kwargs)
 
     # ---- counts ---------------------------------------------------------------------------------------------
 
@@ -395,13 +456,18 @@ def masked_lm_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, ta
     h (N, H) head features, weight (V, H), bias (V,), targets (N,). Logits exist only for chunks of rows, at most
     ``max_logits`` values at a time (two buffers of that size), never N × V at once. When a gradient is needed
     it is computed chunk by chunk during the forward pass (softmax − one-hot), so nothing is recomputed.
+    The vocabulary is padded to a multiple of VOCAB_MULTIPLE inside (zero rows, bias −inf: out of the softmax).
     """
-    rows = max(1, max_logits // weight.shape[0])
+    rows = max(1, max_logits // _padded(weight.shape[0]))
     if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad or bias.requires_grad):
         loss_sum, n_correct = _ChunkedCrossEntropy.apply(h, weight, bias, targets, rows)
         return loss_sum, n_correct
     loss_sum, n_correct, _ = _cross_entropy_chunks(h, weight, bias, targets, rows, need_grad=False)
     return loss_sum, n_correct
+
+
+def _padded(vocab: int) -> int:
+    return -(-vocab // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
 
 
 def _cross_entropy_chunks(h, weight, bias, targets, rows, need_grad):
@@ -410,16 +476,26 @@ def _cross_entropy_chunks(h, weight, bias, targets, rows, need_grad):
     # under autocast the matmuls run in its dtype (as an autocast F.linear would); softmax always in fp32+
     cdt = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype
     acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+    V, H = weight.shape
+    Vp = _padded(V)
     loss_sum = torch.zeros((), dtype=acc, device=h.device)
     n_correct = torch.zeros((), dtype=torch.long, device=h.device)
-    # dweight (V × H) is written by the first chunk's matmul: no zero-fill pass over it
-    grads = (torch.empty_like(h), torch.empty_like(weight), torch.zeros_like(bias)) if need_grad else None
+    # dweight (Vp × H) is written by the first chunk's matmul: no zero-fill pass over it; rows V.. are dropped
+    grads = (torch.empty_like(h), weight.new_empty((Vp, H)), bias.new_zeros(Vp)) if need_grad else None
     if need_grad and h.shape[0] == 0:
         grads[1].zero_()
-    # under autocast each chunk's dweight is formed in cdt: one reused (V, H) buffer instead of a fresh one per chunk
-    dw_chunk = torch.empty_like(weight, dtype=cdt) if need_grad and weight.dtype != cdt else None
+    # under autocast each chunk's dweight is formed in cdt: one reused (Vp, H) buffer instead of a fresh one per chunk
+    dw_chunk = weight.new_empty((Vp, H), dtype=cdt) if need_grad and weight.dtype != cdt else None
     with torch.autocast(device, enabled=False):
-        hc, wc, bc = h.to(cdt), weight.to(cdt), bias.to(cdt)
+        hc = h.to(cdt)
+        if Vp == V:
+            wc, bc = weight.to(cdt), bias.to(cdt)
+        else:
+            # padded rows: zero weights and a −inf bias, so their logits are −inf, their softmax 0, never arg-max
+            wc = weight.new_zeros((Vp, H), dtype=cdt)
+            wc[:V] = weight
+            bc = bias.new_full((Vp,), float("-inf"), dtype=cdt)
+            bc[:V] = bias
         for s in range(0, h.shape[0], rows):
             hs, t = hc[s:s + rows], targets[s:s + rows]
             # dtype=acc upcasts inside the kernel: no separate (n, V) fp32 copy of bf16 logits
@@ -437,6 +513,8 @@ def _cross_entropy_chunks(h, weight, bias, targets, rows, need_grad):
                     torch.mm(g.t(), hs, out=dw_chunk)
                     grads[1].copy_(dw_chunk) if s == 0 else grads[1].add_(dw_chunk)
                 grads[2].add_(g.sum(0))
+    if need_grad:
+        grads = (grads[0], grads[1][:V], grads[2][:V])
     return loss_sum, n_correct, grads
 
 
