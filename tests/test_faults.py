@@ -307,3 +307,56 @@ def test_a_full_disk_while_writing_final_json(demo_corpus, small_cache, tmp_path
     assert state["step"] == 12 and path == run_dir / "checkpoints" / "step_00000012.pt"
     assert train(load_config(None, over))["steps"] == 12
     assert (run_dir / "final.json").exists()
+
+
+# ---------------------------------------------------------------- an interrupted job
+
+
+@pytest.mark.timeout(400)
+def test_a_sigterm_job_is_interrupted_not_failed_and_its_log_shows_progress(demo_corpus, small_cache, tmp_path):
+    import signal
+    import time
+
+    from xlmr_core import sweeps
+
+    sets = [*_overrides(demo_corpus, small_cache), "schedule.steps=5000", "log_interval=10",
+            "checkpoint.interval=20", "log.tensorboard=false"]
+    prepare(apply_overrides(sweeps.get_sweep("model_size", "demo", (0,), tmp_path / "warm")[0], sets))
+    launch = [sys.executable, str(REPO / "sweeps" / "launch.py")]
+    cmd = [*launch, "run", "model_size", "--scale", "demo", "--only", "debug-s0", "--executor", "local",
+           "--suites", "none", "--allow-repeat", "--root", str(tmp_path), *[x for o in sets for x in ("--set", o)]]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    run_dir = tmp_path / "model_size" / "debug-s0"
+    deadline = time.time() + 240
+    while not list_checkpoints(run_dir):
+        assert time.time() < deadline and launcher.poll() is None, launcher.communicate()
+        time.sleep(0.2)
+    os.kill(jobs.read_job(run_dir)["pid"], signal.SIGTERM)  # as `scancel` or a preemption does
+    out, err = launcher.communicate(timeout=120)
+    assert launcher.returncode == 1 and "interrupted: xlmr: interrupted by SIGTERM at step" in out, out + err
+    st = jobs.run_state(run_dir)
+    assert st.state == "interrupted" and st.error is None and "resumes from it" in st.detail
+    assert list_checkpoints(run_dir)[0].name in st.detail  # the checkpoint it saved on the way out
+    status = subprocess.run([*launch, "status", "model_size", "--root", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, cwd=REPO)
+    row = next(x for x in status.stdout.splitlines() if x.startswith("debug-s0"))
+    assert "interrupted" in row and "Bypassing" not in row, status.stdout
+    # away from a terminal the job's log holds a line of progress per log interval
+    progress = [x for x in Path(jobs.read_job(run_dir)["stdout"]).read_text().splitlines() if "step " in x]
+    assert progress and progress[0].startswith("debug-s0: step 10/5000, loss "), progress
+
+
+def test_exported_files_get_the_mode_of_the_umask(tmp_path):
+    import stat
+
+    import torch
+
+    from xlmr_core.hf import export
+    from xlmr_core.model import XLMRForMaskedLM, model_config
+
+    torch.manual_seed(0)
+    out = export(XLMRForMaskedLM(model_config("debug", 100)), tmp_path / "hf")
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("model.safetensors", "config.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~mask, name  # 0644 under umask 022

@@ -1,4 +1,5 @@
-"""The submitit job of one run, and the state of a run: done, running, pending, failed or not started.
+"""The submitit job of one run, and the state of a run: done, trained (suites to evaluate), running, pending,
+interrupted (resumable), failed or new.
 
 The job holds only the run config (as DINOv2's launcher does): all resume logic lives in the trainer, which
 continues from the newest checkpoint in ``run_dir``. ``<run_dir>/job.json`` records the latest submission
@@ -22,14 +23,26 @@ import submitit
 from .config import RunConfig, from_dict, read_mapping
 from .errors import XlmrError
 from .fsutil import atomic_write_json
-from .rundir import config_path, has_checkpoints, is_done
+from .rundir import (
+    check_same_run,
+    config_changes,
+    config_path,
+    has_checkpoints,
+    is_done,  # noqa: F401  (read through jobs as well)
+    missing_suites,
+    move_aside,
+    read_final,
+)
 
 JOB_FILE = "job.json"
 EXECUTORS = ("slurm", "local", "debug")
 
 
 class TrainJob(submitit.helpers.Checkpointable):
-    """prepare → train → evaluate one run; on preemption or timeout submitit requeues it and it resumes."""
+    """prepare → train → evaluate one run; on preemption or timeout submitit requeues it and it resumes.
+
+    A finished run is not trained again: the job evaluates the suites it lacks (or holds with another config).
+    """
 
     def __init__(self, cfg: RunConfig, suites: tuple[str, ...] | None = None, eval_options: dict | None = None):
         self.cfg = cfg
@@ -50,8 +63,10 @@ class TrainJob(submitit.helpers.Checkpointable):
         if (env is None or env.global_rank == 0) and self.suites != ():
             from .evaluate import evaluate_run
 
-            kwargs = dict(self.eval_options) if self.suites is None else {**self.eval_options, "suites": self.suites}
-            final = evaluate_run(self.cfg.run_dir, **kwargs)
+            todo = missing_suites(read_final(self.cfg.run_dir), wanted_suites(self.suites, self.eval_options))
+            if todo:
+                evaluate_run(self.cfg.run_dir, todo, **self.eval_options)
+            final = read_final(self.cfg.run_dir).to_dict()
         return {"run_dir": self.cfg.run_dir, "name": self.cfg.name, "params": final.get("params"),
                 "eval": sorted(final.get("eval", {}))}
 
@@ -61,6 +76,13 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def __repr__(self) -> str:
         return f"TrainJob({self.cfg.run_dir!r})"
+
+
+def wanted_suites(suites: tuple[str, ...] | None, eval_options: dict | None = None) -> dict[str, dict]:
+    """{suite: config} a run is evaluated with (``suites`` None: ``evaluate.SUITES``; (): none)."""
+    from .evaluate import SUITES, suite_configs  # torch: only where a job is submitted or run
+
+    return suite_configs(SUITES if suites is None else suites, **(eval_options or {}))
 
 
 def _job_env():
@@ -88,11 +110,12 @@ def read_job(run_dir: str | os.PathLike) -> dict | None:
         raise XlmrError(f"{path} is unreadable ({e}): delete it to resubmit the run") from None
 
 
-def record_job(run_dir: str | os.PathLike, job, executor: str, suites: tuple[str, ...] | None = None) -> dict:
-    """Write ``<run_dir>/job.json`` (atomically) for a job just submitted."""
+def record_job(run_dir: str | os.PathLike, job, executor: str, suites: tuple[str, ...] | None = None,
+               wanted: dict[str, dict] | None = None) -> dict:
+    """Write ``<run_dir>/job.json`` (atomically) for a job just submitted; ``wanted``: its suites' configs."""
     paths = job.paths
     rec = {"executor": executor, "job_id": str(job.job_id), "folder": str(paths.folder),
-           "suites": None if suites is None else list(suites),
+           "suites": None if suites is None else list(suites), "suite_configs": wanted,
            "stdout": str(paths.stdout), "stderr": str(paths.stderr),
            "submitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "submitted_unix": time.time(), "host": os.uname().nodename}
@@ -172,13 +195,17 @@ class RunState:
     """What a run is doing, as seen from its run directory and the scheduler."""
 
     state: str
-    """done, running, pending, failed, incomplete (stopped with checkpoints, not queued) or new."""
+    """done; trained (final.json, but suites to evaluate: ``detail``); running; pending; interrupted (stopped by a
+    signal, a preemption, a timeout or a kill, not queued: a relaunch resumes it from its checkpoint); failed
+    (``error``); or new."""
     job_id: str | None = None
     executor: str | None = None
     log: str | None = None
     """submitit's stderr log of the latest submission."""
     error: str | None = None
     """The last error line of a failed run's log."""
+    detail: str | None = None
+    """Why an interrupted run stopped (the signal line of its log), or a trained run's suites still to evaluate."""
     scheduler_state: str | None = None
     """The scheduler's own word (e.g. SLURM's PENDING, FAILED)."""
 
@@ -189,18 +216,39 @@ class RunState:
 
 
 _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt)|error|ERROR)\b.*")
+_STOP_LINE = re.compile(r"xlmr: interrupted by SIG|Bypassing signal SIG|Caught signal SIG|Requeued job|"
+                        r"preemption/timeout|UncompletedJobError|Job not requeued because")
+"""Lines of a job log that say it was stopped (our trainer's line, submitit's signal handlers), not that it broke."""
+_STOPPED_BY_SLURM = {"CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "DEADLINE"}
+
+
+def _log_lines(log: str | os.PathLike | None) -> list[str]:
+    if not log or not Path(log).exists():
+        return []
+    lines = [ln.strip() for ln in Path(log).read_text(encoding="utf-8", errors="replace").splitlines()]
+    return [ln for ln in lines if ln and "%|" not in ln]  # drop tqdm progress bars
 
 
 def last_error_line(log: str | os.PathLike | None) -> str | None:
     """The last line of a log that names an error (``XlmrError: …``), else its last non-empty line."""
-    if not log or not Path(log).exists():
-        return None
-    lines = [ln.strip() for ln in Path(log).read_text(encoding="utf-8", errors="replace").splitlines()]
-    lines = [ln for ln in lines if ln and "%|" not in ln]  # drop tqdm progress bars
+    lines = _log_lines(log)
     for ln in reversed(lines):
-        if _ERROR_LINE.match(ln):
+        if _ERROR_LINE.match(ln) and not _STOP_LINE.search(ln):
             return ln
     return lines[-1] if lines else None
+
+
+def job_ending(log: str | os.PathLike | None) -> tuple[str | None, str | None]:
+    """``(error, stop)``: the last line of a job log naming an error, or the last line saying the job was stopped
+    (signal, preemption, timeout), whichever came later; the other is None (both None: the log says neither)."""
+    error = stop = None
+    for ln in _log_lines(log):
+        if _STOP_LINE.search(ln):
+            # the trainer's own line (step and checkpoint) over submitit's about the same signal that follow it
+            error, stop = None, stop if stop and stop.startswith("xlmr:") and not ln.startswith("xlmr:") else ln
+        elif _ERROR_LINE.match(ln):
+            error, stop = ln, None
+    return error, stop
 
 
 def _result_outcome(rec: dict) -> str | None:
@@ -216,43 +264,75 @@ def _result_outcome(rec: dict) -> str | None:
     return outcome
 
 
-def run_state(run_dir: str | os.PathLike, need_eval: bool | None = None, grace_s: float = 120.0) -> RunState:
-    """The state of the run in ``run_dir`` from final.json, job.json and the scheduler.
+def run_state(run_dir: str | os.PathLike, need_eval: bool | None = None, grace_s: float = 120.0,
+              suites: dict[str, dict] | None = None) -> RunState:
+    """The state of the run in ``run_dir`` from final.json, job.json, the scheduler and the job's log.
 
     ``need_eval``: whether a finished run needs evaluation results (None: as its job was submitted).
+    ``suites``: the {suite: config} a finished run needs (None: those its job was submitted with).
     A SLURM job unknown to both squeue and sacct counts as pending for ``grace_s`` after submission
-    (accounting lags submission by a few seconds).
+    (accounting lags submission by a few seconds). A job that ended is interrupted (resumable) when its log
+    says it was stopped, or it left checkpoints and no error line; failed otherwise, with its error line.
     """
     run_dir = Path(run_dir)
     rec = read_job(run_dir)
     base = {} if rec is None else {"job_id": rec["job_id"], "executor": rec["executor"], "log": rec["stderr"]}
     if need_eval is None:
         need_eval = rec is None or rec.get("suites") != []
-    if is_done(run_dir, need_eval):
-        return RunState("done", **base)
+    if suites is None and rec is not None:
+        suites = rec.get("suite_configs")
+    try:
+        final = read_final(run_dir)
+    except (OSError, XlmrError):
+        final = None
+    todo = None  # None: training not done; else the suites still to evaluate
+    if final is not None:
+        todo = [] if not need_eval else (missing_suites(final, suites) if suites is not None
+                                         else ([] if final.eval else ["any suite"]))
+        if not todo:
+            return RunState("done", **base)
+    to_eval = f"to evaluate: {', '.join(todo)}" if todo else None
     if rec is None:
-        return RunState("incomplete" if has_checkpoints(run_dir) else "new")
+        if final is not None:
+            return RunState("trained", detail=to_eval)
+        return RunState("interrupted", detail="stopped, never submitted") if has_checkpoints(run_dir) \
+            else RunState("new")
     ex = rec["executor"]
     sched = None
     if ex == "slurm":
         sched = slurm_state(rec["job_id"])
         if sched in _PENDING:
-            return RunState("pending", scheduler_state=sched, **base)
+            return RunState("pending", scheduler_state=sched, detail=to_eval, **base)
         if sched in _RUNNING:
-            return RunState("running", scheduler_state=sched, **base)
+            return RunState("running", scheduler_state=sched, detail=to_eval, **base)
         if sched is None and time.time() - rec.get("submitted_unix", 0) < grace_s:
-            return RunState("pending", scheduler_state="SUBMITTED", **base)
+            return RunState("pending", scheduler_state="SUBMITTED", detail=to_eval, **base)
     elif ex in ("local", "debug"):
         # a debug run recorded by this very process has ended by the time anyone here asks
         mine = ex == "debug" and rec["pid"] == os.getpid()
         if not mine and pid_alive(rec["pid"], rec.get("pid_start")) and rec.get("host") == os.uname().nodename:
-            return RunState("running", scheduler_state="ALIVE", **base)
+            return RunState("running", scheduler_state="ALIVE", detail=to_eval, **base)
         sched = "EXITED"
-    # submitted, no longer queued or running, not done: it failed (raised, was cancelled, killed or timed out)
-    error = last_error_line(rec["stderr"])
-    if error is None and _result_outcome(rec) == "success":
-        error = "the job returned but final.json has no evaluation results"
-    return RunState("failed", scheduler_state=sched, error=error, **base)
+    # submitted, no longer queued or running, not done
+    error, stop = job_ending(rec["stderr"])
+    if error is None and stop is None and sched == "OUT_OF_MEMORY":
+        error = "SLURM: OUT_OF_MEMORY (the job was killed for memory)"
+    if error is not None:
+        return RunState("failed", scheduler_state=sched, error=error, detail=to_eval, **base)
+    if final is not None:  # trained; the suites asked now were not part of its job
+        return RunState("trained", scheduler_state=sched, detail=to_eval, **base)
+    if stop is None and sched in _STOPPED_BY_SLURM:
+        stop = f"SLURM: {sched}"
+    if stop is not None:
+        return RunState("interrupted", scheduler_state=sched, detail=stop, **base)
+    if _result_outcome(rec) == "success":
+        return RunState("failed", scheduler_state=sched, error="the job returned but final.json is missing", **base)
+    if has_checkpoints(run_dir):
+        return RunState("interrupted", scheduler_state=sched, detail="the job ended without an error line (killed?); "
+                        "a relaunch resumes from its newest checkpoint", **base)
+    return RunState("failed", scheduler_state=sched,
+                    error=last_error_line(rec["stderr"]) or "the job ended with no error line and no checkpoint",
+                    **base)
 
 
 # ---------------------------------------------------------------- submitting a sweep
@@ -351,26 +431,59 @@ def _need_eval(suites) -> bool:
     return suites != ()
 
 
-def _to_submit(cfgs: list[RunConfig], suites) -> tuple[list[RunConfig], dict[str, str]]:
-    todo, skipped = [], {}
+def _check_same_runs(cfgs: list[RunConfig], suites, wanted, restart: bool) -> None:
+    """Before anything is submitted: every run directory holds the run its config asks for (or none), or, with
+    ``restart``, the other run there is not queued or running (it is moved aside when its turn comes)."""
     for cfg in cfgs:
-        st = run_state(cfg.run_dir, _need_eval(suites))
-        if st.state == "done" or st.active:
+        changes = config_changes(cfg.run_dir, cfg)
+        if changes is None or not changes.differ:
+            continue
+        if not restart:
+            check_same_run(cfg.run_dir, cfg, restart="--restart")
+        st = run_state(cfg.run_dir, _need_eval(suites), suites=wanted)
+        if st.active:
+            raise XlmrError(f"{cfg.run_dir} holds another run that is {st.state} (job {st.job_id}): cancel it "
+                            "before --restart")
+
+
+def _to_submit(cfgs: list[RunConfig], suites, wanted=None, restart: bool = False
+               ) -> tuple[list[RunConfig], dict[str, str], dict[str, str]]:
+    """(runs to submit, {run: why skipped}, {run: what its job does besides training from the start or on})."""
+    todo, skipped, notes = [], {}, {}
+    for cfg in cfgs:
+        st = run_state(cfg.run_dir, _need_eval(suites), suites=wanted)
+        if st.active:
             skipped[cfg.name] = st.state
-        else:
-            todo.append(cfg)
-    return todo, skipped
+            continue
+        changes = config_changes(cfg.run_dir, cfg)
+        if changes is not None and changes.differ:
+            if not restart:
+                check_same_run(cfg.run_dir, cfg, restart="--restart")
+            notes[cfg.name] = f"restarted, the old run moved to {move_aside(cfg.run_dir)}"
+        elif changes is not None and changes.grown and st.state in ("done", "trained"):
+            notes[cfg.name] = f"trains on: {changes.describe(changes.grown)}"
+        elif st.state == "done":
+            skipped[cfg.name] = st.state
+            continue
+        elif st.state == "trained":
+            notes[cfg.name] = f"evaluation only ({st.detail})"
+        todo.append(cfg)
+    return todo, skipped, notes
 
 
 def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str | os.PathLike,
            suites: tuple[str, ...] | None = None, wait: bool | None = None, echo=print,
-           eval_options: dict | None = None) -> Submitted:
+           eval_options: dict | None = None, restart: bool = False) -> Submitted:
     """Submit the runs that are neither done nor queued/running; SLURM runs go as one job array.
 
-    The check and the submission happen under a lock on the sweep directory, so two launches at once never
-    submit the same run twice. The local executor runs at most ``array_parallelism`` (default 1) runs at a
-    time and waits for them; the debug executor runs them one after the other in this process.
+    A finished run that lacks some of ``suites`` (or holds one with another config) gets a job that only
+    evaluates them. A run directory holding a run of another config is refused before anything is submitted,
+    or with ``restart`` moved aside. The check and the submission happen under a lock on the sweep directory,
+    so two launches at once never submit the same run twice. The local executor runs at most
+    ``array_parallelism`` (default 1) runs at a time and waits for them; the debug executor runs them one after
+    the other in this process.
     """
+    wanted = wanted_suites(suites, eval_options) if suites != () else None
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     lock = sweep_dir / ".launch.lock"
@@ -382,19 +495,23 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
     jobs: dict[str, str] = {}
     from .fsutil import file_lock
 
+    with file_lock(lock):
+        _check_same_runs(cfgs, suites, wanted, restart)
     if kind == "slurm":
         with file_lock(lock):
-            todo, skipped = _to_submit(cfgs, suites)
+            todo, skipped, notes = _to_submit(cfgs, suites, wanted, restart)
             if todo:
                 ex = make_executor(kind, logs, opts, name)
                 with ex.batch():
                     handles = [ex.submit(TrainJob(cfg, suites, eval_options)) for cfg in todo]
                 for cfg, job in zip(todo, handles):
-                    record_job(cfg.run_dir, job, kind, suites)
+                    record_job(cfg.run_dir, job, kind, suites, wanted)
                     submitted.append(cfg.name)
                     jobs[cfg.name] = job.job_id
         for n, why in skipped.items():
             echo(f"skip {n}: {why}")
+        for n, what in notes.items():
+            echo(f"{n}: {what}")
         if todo:
             echo(f"submitted {len(todo)} run(s) as array job {handles[0].job_id.split('_')[0]} ({name})")
         if wait and todo:
@@ -414,26 +531,27 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
         while queue and len(running) < limit:
             cfg = queue.pop(0)
             with file_lock(lock):
-                todo, skip = _to_submit([cfg], suites)
+                todo, skip, notes = _to_submit([cfg], suites, wanted, restart)
                 if todo:
                     job = ex.submit(TrainJob(cfg, suites, eval_options))
-                    record_job(cfg.run_dir, job, kind, suites)
+                    record_job(cfg.run_dir, job, kind, suites, wanted)
             if skip:
                 skipped.update(skip)
                 echo(f"skip {cfg.name}: {skip[cfg.name]}")
                 continue
             submitted.append(cfg.name)
             jobs[cfg.name] = str(job.job_id)
-            echo(f"[{time.time() - t0:6.0f}s] start {cfg.name} ({kind} job {job.job_id})")
+            what = f": {notes[cfg.name]}" if cfg.name in notes else ""
+            echo(f"[{time.time() - t0:6.0f}s] start {cfg.name} ({kind} job {job.job_id}){what}")
             if kind == "debug":
                 job.results()  # runs the job in this process
             running.append((cfg, job))
         for cfg, job in list(running):
             if job.done():
                 running.remove((cfg, job))
-                st = run_state(cfg.run_dir, _need_eval(suites))
+                st = run_state(cfg.run_dir, _need_eval(suites), suites=wanted)
                 failed += st.state != "done"
-                msg = st.state if st.state == "done" else f"{st.state}: {st.error} (log {st.log})"
+                msg = st.state if st.state == "done" else f"{st.state}: {st.error or st.detail} (log {st.log})"
                 echo(f"[{time.time() - t0:6.0f}s] {msg:>4} {cfg.name}")
         if running:
             time.sleep(0.5)
@@ -453,9 +571,10 @@ def sweep_runs(sweep_dir: str | os.PathLike) -> list[Path]:
 
 
 def sweep_status(sweep_dir: str | os.PathLike, need_eval: bool | None = None,
-                 extra: list[str | os.PathLike] = ()) -> dict[str, RunState]:
-    """The state of every run of a sweep directory (plus ``extra`` run directories not yet submitted)."""
+                 extra: list[str | os.PathLike] = (), suites: dict[str, dict] | None = None) -> dict[str, RunState]:
+    """The state of every run of a sweep directory (plus ``extra`` run directories not yet submitted);
+    ``suites``: the {suite: config} a finished run needs (None: as each run's job was submitted)."""
     dirs = {p.name: p for p in sweep_runs(sweep_dir)}
     for d in extra:
         dirs.setdefault(Path(d).name, Path(d))
-    return {name: run_state(d, need_eval) for name, d in sorted(dirs.items())}
+    return {name: run_state(d, need_eval, suites=suites) for name, d in sorted(dirs.items())}
