@@ -26,6 +26,7 @@ from xlmr_core.evaluate import (
     retrieval_scores,
     retrieval_suite,
 )
+from xlmr_core.heldout import paired_difference
 from xlmr_core.model import XLMRForMaskedLM, model_config
 from xlmr_core.rundir import load_run
 from xlmr_core.tokenizer import tokenizer_for
@@ -266,9 +267,8 @@ def trained_run(demo_corpus, tmp_path_factory) -> Path:
     cfg = load_config(None, [
         f"run_dir={run_dir}", "model.size=debug", f"data.corpus={demo_corpus}", f"data.langs={','.join(RUN_LANGS)}",
         f"data.vocab_size={VOCAB}", "data.seq_len=64", "data.batch_tokens=1024", "schedule.steps=40",
-        "schedule.warmup_steps=4", "optim.lr=2e-3", "checkpoint.interval=40", "eval.max_blocks=8", "eval.draws=1",
-        "precision.device=cpu"])
-    train(cfg)
+        "schedule.warmup_steps=4", "optim.lr=2e-3", "checkpoint.interval=40", "precision.device=cpu"])
+    train(cfg)  # held-out scoring at its default size: ≥ 4,000 masked tokens per language where the text has them
     return run_dir
 
 
@@ -288,15 +288,23 @@ def test_evaluate_run_end_to_end(trained_run, demo_corpus):
     assert list(bpb) == [*RUN_LANGS, "ja"] and not bpb["ja"]["seen"] and bpb["en"]["seen"]
     for lang in RUN_LANGS:  # the same fixed blocks and masks as the trainer's own final evaluation
         assert bpb[lang]["bpb"] == pytest.approx(final["per_lang"][lang]["bpb"], rel=1e-5)
+        assert bpb[lang]["blocks"] == final["per_lang"][lang]["blocks"]
+        r = final["per_lang"][lang]
+        # every target scored on ≥ 4,000 masked tokens, or on every held-out block with the most draws
+        assert r["n_masked"] >= 4000 or r["draws"] == 4, (lang, r["n_masked"], r["draws"])
+        assert 0 < r["bpb_se"] < 0.1 and 0 < r["bpb_below_unigram_se"] < r["unigram_bpb_se"] + r["bpb_se"]
     # training helps: lower held-out bits per byte than the same architecture at initialisation
     model, tok, cfg = load_run(trained_run)
     from xlmr_core.data import shards_for
     shards = shards_for(tok, demo_corpus, RUN_LANGS)
     fresh = XLMRForMaskedLM(model.config)
-    for lang in RUN_LANGS:
-        r = mlm_eval(fresh, heldout_blocks(shards, lang, 64, max_blocks=8), bytes_per_token=shards.bytes_per_token(
-            lang), mask_id=tok.mask_id, vocab_size=tok.vocab_size, special_ids=tok.special_ids, draws=1)
-        assert bpb[lang]["bpb"] < r["bpb"] - 0.3, lang
+    for lang in RUN_LANGS:  # on the same blocks and masks: a paired difference, many standard errors from 0
+        ids = bpb[lang]["blocks"]["ids"]
+        r = mlm_eval(fresh, heldout_blocks(shards, lang, 64)[ids], bytes_per_token=shards.bytes_per_token(lang),
+                     mask_id=tok.mask_id, vocab_size=tok.vocab_size, special_ids=tok.special_ids,
+                     draws=bpb[lang]["draws"], block_ids=ids)
+        gain, se = paired_difference(r, bpb[lang])
+        assert gain > max(0.15, 10 * se), (lang, gain, se)
 
     ret = res["retrieval"]
     assert ret["settings"]["layer"] == 1 and ret["settings"]["scoring"] == "cosine"

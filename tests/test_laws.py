@@ -366,3 +366,36 @@ def test_law_figures(atlas_fit, table, tmp_path):
     fits = laws.fit_groups(chinchilla_table(), "chinchilla", n_boot=5, max_inits=16)
     fig = plots.law_fit(fits, x="N", hue="D")
     assert {"high: curve", "low: parity"} <= set(fig.plotted_data["panel"])
+
+
+def test_weighting_by_standard_errors_is_counting_precise_points_more():
+    """Rows weighted by 1 / standard error: a row with half the error counts as that row twice. The weighted fit
+    equals the unweighted fit of the table with those rows duplicated, and differs from the plain fit."""
+    table = chinchilla_table(noise=0.02)
+    table = table[table["group"] == "high"].reset_index(drop=True)
+    precise = (np.arange(len(table)) % 3) == 0
+    table["loss_se"] = np.where(precise, 0.5, 1.0) * 0.02 * table["loss"]  # log-space s.e. 0.01 or 0.02
+    kw = dict(n_boot=0, max_inits=48)
+    weighted = laws.fit_law(table, "chinchilla", weight_by="loss_se", **kw)
+    doubled = laws.fit_law(pd.concat([table, table[precise]], ignore_index=True), "chinchilla", **kw)
+    plain = laws.fit_law(table, "chinchilla", **kw)
+    assert weighted.weight_by == "loss_se" and plain.weight_by is None
+    for name in ("E", "alpha", "beta"):
+        assert weighted.params[name] == pytest.approx(doubled.params[name], rel=2e-3), name
+    assert max(abs(weighted.params[n] / plain.params[n] - 1) for n in ("alpha", "beta")) > 2e-3
+    effect = laws.weighting_effect(plain, weighted)
+    assert list(effect["exponent"]) == ["α", "β"] and effect["moved"].dtype == bool
+    # no standard errors at all: a flagged, unfitted law, not an exception
+    none = laws.fit_law(table.assign(loss_se=np.nan), "chinchilla", weight_by="loss_se", **kw)
+    assert not none.fitted and any("standard error" in f for f in none.flags)
+
+
+def test_extrapolation_errors_are_compared_with_the_evaluation_error(table):
+    """Held-out points carry their evaluation s.e.; the share of prediction errors within two of them is
+    reported (a prediction that good cannot be told from a perfect one)."""
+    t = table.assign(loss_se=0.5 * table["loss"])  # an absurdly imprecise evaluation: every error is within it
+    ext = laws.extrapolate(t, "atlas", by="N", **FAST)
+    assert ext.mean_eval_rel_se == pytest.approx(0.5 / math.sqrt(2), rel=0.05)  # two seeds per point
+    assert ext.share_within_eval_se == 1.0 and "within 2 s.e." in ext.summary()
+    tight = laws.extrapolate(table.assign(loss_se=1e-9 * table["loss"]), "atlas", by="N", **FAST)
+    assert tight.share_within_eval_se < 0.5

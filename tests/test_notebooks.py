@@ -123,6 +123,22 @@ def test_plotted_numbers_match_the_results_table(executed, tiny_results):
     retr = drawn[drawn["panel"].str.startswith("matched:retrieval:")]
     assert len(retr) and retr["y"].between(0, 1).all()
 
+    # paired gains of + related over the targets alone (same width and seed, same held-out tokens): per language
+    # the difference of bits below unigram, then the group mean per seed, then the seed mean; each with its s.e.
+    pairs = results.paired_differences(tiny_results / "capacity_dilution")
+    assert len(pairs) == 2 * 2 * 6 and (pairs["se"] > 0).all()  # widths × seeds × the six targets
+    below = long.set_index(["width", "seed", "relation", "lang"])["bpb_below_unigram"]
+    for _, p in pairs.iterrows():
+        want = below[(p["width"], p["seed"], "related", p["lang"])] - below[(p["width"], p["seed"], "none", p["lang"])]
+        assert p["diff"] == pytest.approx(want, abs=2e-4)  # per-block sums are stored to 4 decimals
+    drawn = pd.read_csv(executed / "capacity_dilution_paired.csv")
+    for group in ("high", "low"):
+        sub = pairs[pairs["group"] == group]
+        for w, value in sub.groupby(["width", "seed"])["diff"].mean().groupby("width").mean().items():
+            got = drawn[(drawn["panel"] == f"matched:{group}") & (drawn["x"] == w) & (drawn["series"] == "related")]
+            assert len(got) == 1 and got["y"].iloc[0] == pytest.approx(value, rel=1e-9)
+            assert 0 < got["eval_se"].iloc[0] < 0.1 and got["n"].iloc[0] == 2
+
     # vocabulary: mean bits per byte over the trained languages per (vocabulary, mode); embedding share
     long = results.load_long(tiny_results / "vocab_scaling")
     drawn = pd.read_csv(executed / "vocab_scaling.csv")

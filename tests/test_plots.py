@@ -212,3 +212,27 @@ def test_bad_input_is_one_clear_error():
     mixed.loc[mixed["run"].str.startswith("L005"), "steps"] = 50.0
     with pytest.raises(XlmrError, match="differ in steps"):
         plots.capacity_dilution(mixed)
+
+
+def test_arm_effects_keep_evaluation_error_and_seed_spread_apart():
+    """Two seeds, two languages per group: the group mean per seed, then the seed mean; the evaluation's s.e. in
+    quadrature over languages and then seeds; the seed spread as the s.d. of the seeds' group means."""
+    from xlmr_core import results
+
+    rows = []
+    for seed, (d1, d2, s1, s2) in enumerate([(0.10, 0.20, 0.01, 0.02), (0.30, 0.00, 0.03, 0.04)]):
+        for lang, d, se in (("en", d1, s1), ("fr", d2, s2)):
+            rows.append(dict(design="matched", width=64, relation="related", seed=seed, lang=lang, group="high",
+                             diff=d, se=se))
+    eff = results.arm_effects(pd.DataFrame(rows))
+    r = eff.iloc[0]
+    seed_means = [0.15, 0.15]
+    seed_se = [np.hypot(0.01, 0.02) / 2, np.hypot(0.03, 0.04) / 2]
+    assert r["diff"] == pytest.approx(np.mean(seed_means))
+    assert r["eval_se"] == pytest.approx(np.hypot(*seed_se) / 2)
+    assert r["seed_sd"] == pytest.approx(0.0, abs=1e-12) and r["n_seeds"] == 2
+    fig = plots.arm_effects(eff)
+    drawn = fig.plotted_data
+    assert list(drawn["panel"]) == ["matched:high"] and drawn["eval_se"].iloc[0] == pytest.approx(r["eval_se"])
+    with pytest.raises(XlmrError, match="empty"):
+        plots.arm_effects(eff.iloc[:0])

@@ -27,13 +27,23 @@ def old_run(tmp_path) -> Path:
     return run
 
 
+def en_se_is_missing(record) -> bool:
+    return record.per_lang["en"].bpb_se is None and record.per_lang["en"].blocks is None
+
+
 def test_old_final_json_round_trips_through_the_typed_record(old_run):
     raw = json.loads(rundir.final_path(old_run).read_text())
     record = rundir.read_final(old_run)
     # every key kept as it was, except the one renamed since: per-language ``in_training`` is ``seen`` now
     renamed = {lang: {("seen" if k == "in_training" else k): v for k, v in r.items()}
                for lang, r in raw["per_lang"].items()}
-    assert "in_training" in raw["per_lang"]["en"] and record.to_dict() == dict(raw, per_lang=renamed)
+    out = record.to_dict()
+    assert "in_training" in raw["per_lang"]["en"]
+    assert {k: v for k, v in out.items() if k in raw} == dict(raw, per_lang=out["per_lang"])
+    for lang, r in out["per_lang"].items():  # fields recorded since then read as missing: None, never 0
+        assert {k: v for k, v in r.items() if k in renamed[lang]} == renamed[lang]
+        assert all(r[k] is None for k in set(r) - set(renamed[lang])), r
+    assert out["repetition"] == {} and record.max_epochs is None and en_se_is_missing(record)
     rundir.write_final(old_run, record)
     assert rundir.read_final(old_run).to_dict() == record.to_dict()
     assert record.steps == 4 and record.langs == ["en", "de"] and record.model["hidden_size"] == 8
@@ -69,7 +79,10 @@ def test_old_run_reads_into_the_results_frames(old_run):
     assert long.loc["fr", "eval.retrieval.udhr_para.to_pivot"] == pytest.approx(
         raw["eval"]["retrieval"]["sets"]["udhr_para"]["fr"]["to_pivot"])
     assert bool(long.loc["en", "seen"]) and long.loc["en", "eval.tokenizer.tokens_per_char"] > 0
-    assert len(results.load_curves(old_run.parent)) == 4
+    curves = results.load_curves(old_run.parent)
+    assert (curves["kind"] == "train").sum() == 4  # the logged steps, and the final held-out scores per language
+    held = curves[curves["kind"] == "heldout"]
+    assert sorted(held["lang"]) == ["de", "en"] and held["bpb"].gt(0).all()
 
 
 def test_merge_eval_keeps_the_record_and_adds_the_suite(old_run):

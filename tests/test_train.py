@@ -78,9 +78,9 @@ def test_loss_falls_and_results_written(demo_corpus, tmp_path):
     assert p["total"] == sum(x.numel() for x in model.parameters()) and model.config.vocab_size == tok.vocab_size
     assert p["embedding"] == model.embed.tokens.weight.numel() + model.embed.positions.weight.numel() + \
         model.embed.token_type.weight.numel()
-    # a finished run returns its result at once
+    # a finished run returns its result at once (the same run: a shorter schedule would be another one)
     t0 = time.time()
-    assert train(small_config(demo_corpus, run_dir))["checkpoint"] == final["checkpoint"]
+    assert train(small_config(demo_corpus, run_dir, **{"schedule.steps": 40}))["checkpoint"] == final["checkpoint"]
     assert time.time() - t0 < 5
 
 
@@ -133,7 +133,9 @@ def test_two_process_gloo_matches_one_process(demo_corpus, tmp_path):
     one = tmp_path / "one"
     train(small_config(demo_corpus, one, **no_dropout))
     run_dir = tmp_path / "two"
-    cfg_file = write_config(small_config(demo_corpus, run_dir, **no_dropout), tmp_path / "c.yaml")
+    peak_tflops = 0.5  # a made-up peak: the figure must follow the formula with whatever peak it is given
+    cfg_file = write_config(small_config(demo_corpus, run_dir, **no_dropout, **{"precision.peak_tflops": peak_tflops}),
+                            tmp_path / "c.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                         "-m", "xlmr_core", "train", str(cfg_file)], env=env, capture_output=True, text=True)
@@ -144,6 +146,15 @@ def test_two_process_gloo_matches_one_process(demo_corpus, tmp_path):
     ref, got = final_weights(one), final_weights(run_dir)
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5, msg=k)
+    # MFU per device: the global batch's FLOPs over the step time, the world size and one device's peak
+    assert info["peak_flops"] == peak_tflops * 1e12
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for r in (r for r in rows if "loss" in r):
+        assert r["step_s"] > 0
+        assert r["mfu"] == pytest.approx(info["flops_per_step"] / r["step_s"] / (2 * peak_tflops * 1e12), rel=1e-9)
+        assert r["tokens_per_s"] == pytest.approx(info["tokens_per_step"] / r["step_s"], rel=1e-9)
+    assert all(r["mfu"] is None for r in map(json.loads, (one / "metrics.jsonl").read_text().splitlines())
+               if "loss" in r), "no peak on a CPU without precision.peak_tflops: MFU unknown"
 
 
 @pytest.mark.timeout(300)
@@ -184,6 +195,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(demo_corpus, tmp_path):
     ("schedule.steps=ten", "schedule.steps: expected an integer"),
     ("checkpoint.keep=1", "checkpoint.keep=1"),
     ("precision.dtype=fp8", "precision.dtype='fp8'"),
+    ("data.loader_workers=-1", "data.loader_workers=-1"),
 ])
 def test_bad_config_values_give_one_clear_error(override, message):
     with pytest.raises(XlmrError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -219,3 +231,27 @@ def test_activation_checkpointing_trains_the_same(demo_corpus, reference_run, tm
     ref, got = final_weights(reference_run), final_weights(run_dir)
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+@pytest.mark.timeout(300)
+def test_loader_processes_train_the_same(demo_corpus, reference_run, tmp_path):
+    from xlmr_core.rundir import check_same_run
+
+    cfg = small_config(demo_corpus, tmp_path / "run", **{"data.loader_workers": 2})
+    check_same_run(reference_run, cfg)  # the loader's processes may change on resume: batches do not depend on them
+    train(cfg)
+    assert losses(tmp_path / "run") == losses(reference_run)
+
+
+def test_loader_workers_default(monkeypatch):
+    from xlmr_core.train import loader_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert loader_workers(None, cpu) == 0 and loader_workers(3, cpu) == 3 and loader_workers(0, cuda) == 0
+    assert loader_workers(None, cuda) == 4  # 16 cores, one GPU process
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert loader_workers(None, cuda) == 1  # 2 cores per GPU process: one trains, one builds batches
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert loader_workers(None, cuda) == 0

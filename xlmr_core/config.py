@@ -84,8 +84,14 @@ class DataConfig:
     """Mask whole words (pieces that follow a ``▁`` piece go with it)."""
     cache_dir: str = ""
     """Root of the tokenizer/shard cache (empty: ``$XLMR_CACHE`` or ``~/.cache/xlmr``)."""
+    loader_workers: int | None = None
+    """Processes per training process that build batches ahead (0: one background thread). None: on a GPU up to 4
+    from the cores the node has spare, on the CPU 0 (its cores do the training). Batches do not depend on it."""
 
     def __post_init__(self):
+        if self.loader_workers is not None and self.loader_workers < 0:
+            raise XlmrError(f"data.loader_workers={self.loader_workers} must be >= 0 (0: a background thread), "
+                            "or null for the default")
         if self.vocab_size < 16:
             raise XlmrError(f"data.vocab_size={self.vocab_size} is too small: use at least a few hundred pieces")
         if self.alpha <= 0:
@@ -173,26 +179,48 @@ class PrecisionConfig:
     """Recompute each layer's activations in the backward pass (memory for time)."""
     device: str = "auto"
     """``auto`` (CUDA if present), ``cpu`` or ``cuda``."""
+    peak_tflops: float = 0.0
+    """Dense bf16 peak of one device, for MFU (0: from the table of known GPUs by name; none: MFU unknown)."""
+    bf16_grad_allreduce: bool = False
+    """Under DDP, all-reduce gradients in bf16 (half the traffic; the optimizer still sees fp32 gradients)."""
 
     def __post_init__(self):
         if self.dtype not in ("auto", "fp32", "bf16"):
             raise XlmrError(f"precision.dtype={self.dtype!r}: use auto, fp32 or bf16")
         if self.device not in ("auto", "cpu", "cuda"):
             raise XlmrError(f"precision.device={self.device!r}: use auto, cpu or cuda")
+        if not self.peak_tflops >= 0:
+            raise XlmrError(f"precision.peak_tflops={self.peak_tflops} must be >= 0 (0: from the device's name)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
-    """Held-out masked-LM evaluation, per language, in bits per UTF-8 byte."""
+    """Held-out masked-LM evaluation, per language, in bits per UTF-8 byte, with standard errors.
+
+    Each language is scored on enough fixed held-out blocks for ``masked_tokens`` masked tokens (more where
+    ``target_se`` needs them, at most ``max_masked``), or on all of its held-out text when it holds fewer; the
+    sample depends on the text and the tokenizer only, so every run and checkpoint is scored on the same tokens
+    (``heldout.scored_sample``).
+    """
 
     interval: int = 0
     """Evaluate every this many steps (0: only at the end)."""
     langs: tuple[str, ...] = ()
     """Languages to evaluate (empty: the training languages)."""
-    max_blocks: int = 16
-    """Held-out blocks per language (fixed, the same at every evaluation)."""
-    draws: int = 2
-    """Independent fixed mask draws per block (reduces the variance of the estimate)."""
+    masked_tokens: int = 4000
+    """Masked tokens to score per language at least (when the held-out text holds them)."""
+    target_se: float = 0.01
+    """Standard error in bits per byte to size the sample for, from the spread of the unigram baseline's
+    per-token scores (0: ``masked_tokens`` alone)."""
+    max_masked: int = 20000
+    """At most this many masked tokens per language, whatever ``target_se`` asks (0: no cap)."""
+    max_blocks: int = 0
+    """At most this many held-out blocks per language (0: as many as the target needs)."""
+    draws: int = 4
+    """At most this many fixed mask draws per block: further draws of the same blocks are used only when the
+    held-out text has too few blocks for the target."""
+    seed: int = 0
+    """Seed of the evaluation masks, the same for every run (not the run's seed): comparisons stay paired."""
     batch_blocks: int = 16
     """Blocks per forward pass during evaluation."""
     mask_prob: float = 0.15
@@ -200,8 +228,12 @@ class EvalConfig:
     with different mask rates are scored alike (a higher rate leaves less context and raises the loss)."""
 
     def __post_init__(self):
-        if self.interval < 0 or self.max_blocks < 1 or self.draws < 1 or self.batch_blocks < 1:
-            raise XlmrError("eval.interval must be >= 0 and eval.max_blocks, eval.draws, eval.batch_blocks >= 1")
+        if (self.interval < 0 or self.max_blocks < 0 or self.draws < 1 or self.batch_blocks < 1
+                or self.masked_tokens < 1 or self.max_masked < 0):
+            raise XlmrError("eval.interval, eval.max_blocks and eval.max_masked must be >= 0 and eval.draws, "
+                            "eval.batch_blocks and eval.masked_tokens >= 1")
+        if not self.target_se >= 0:
+            raise XlmrError(f"eval.target_se={self.target_se} must be >= 0 (0: size by eval.masked_tokens only)")
         if not 0 < self.mask_prob < 1:
             raise XlmrError(f"eval.mask_prob={self.mask_prob} must be in (0, 1)")
 
@@ -223,6 +255,22 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LogConfig:
+    """Live views of the training curves besides metrics.jsonl (``tracking``); none changes the result."""
+
+    tensorboard: bool = True
+    """TensorBoard event files in the run directory, when the tensorboard package is installed."""
+    wandb: str = "off"
+    """Weights & Biases: ``off``, ``offline`` (files under run_dir/wandb; ``wandb sync`` later) or ``online``."""
+    wandb_project: str = "xlmr-scaling"
+    """The W&B project runs are logged to."""
+
+    def __post_init__(self):
+        if self.wandb not in ("off", "offline", "online"):
+            raise XlmrError(f"log.wandb={self.wandb!r}: use off, offline or online")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """One training run: everything that determines its result, and where it goes."""
 
@@ -241,6 +289,7 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log_interval: int = 10
     """Append to metrics.jsonl every this many steps."""
+    log: LogConfig = field(default_factory=LogConfig)
     tags: tuple[str, ...] = ()
     """Free-form labels (e.g. the sweep and its point), copied into final.json."""
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import finetune, rundir
-from .config import apply_overrides
+from .config import EvalConfig, apply_overrides
 from .corpus import parse_langs, select_languages
 from .data import ShardSet, shards_for
 from .democorpus.ddtp import ensure_ddtp
@@ -289,12 +289,17 @@ class SuiteConfig:
     """Texts per language for pseudo-log-likelihood."""
     tokenizer_lines: int = 1000
     """Lines per language for tokenizer metrics."""
+    masked_tokens: int | None = None
+    """bpb: masked tokens to score per language at least (None: the run's ``eval.masked_tokens``, or
+    ``EvalConfig``'s default for a run trained before held-out samples were sized by masked tokens)."""
+    target_se: float | None = None
+    """bpb: standard error in bits per byte to size the sample for (None: as ``masked_tokens``)."""
     downstream_data: str | os.PathLike | None = None
     """Directory with downstream data (xnli, ner, mlqa, glue)."""
     finetune_cfg: finetune.FinetuneConfig | None = None
     """Fine-tuning settings of the downstream suites (None: ``FinetuneConfig()``)."""
-    device: str = "cpu"
-    """cpu, cuda, cuda:N or auto."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto (CUDA if present, as ``precision.device`` in training)."""
     ddtp_cfg: finetune.FinetuneConfig | None = None
     """Fine-tuning settings of ``ddtp`` (None: ``finetune.DDTP_CONFIG``)."""
     ddtp_data: str | os.PathLike | None = None
@@ -340,14 +345,20 @@ def _suite_bpb(r: _Run) -> dict[str, dict]:
     c = r.cfg
     bpb_langs = list(dict.fromkeys([*r.train_langs, *r.opts.extra_langs]))
     by_lang = _bpb_shards(r.tok, c, r.info, bpb_langs)
+    # the run's own held-out sample (the same tokens as its final.json), or, for a run trained before samples were
+    # sized by masked tokens, today's default sizing; SuiteConfig's values override either
+    sized = "masked_tokens" in ((r.info.get("config") or {}).get("eval") or {})
+    ev = c.eval if sized else dataclasses.replace(EvalConfig(), mask_prob=c.eval.mask_prob,
+                                                  batch_blocks=c.eval.batch_blocks)
+    ev = dataclasses.replace(ev, **{k: v for k, v in (("masked_tokens", r.opts.masked_tokens),
+                                                      ("target_se", r.opts.target_se)) if v is not None})
     per_lang = {}
     for lang in bpb_langs:
-        res = bpb_suite(r.model, r.tok, by_lang[lang], [lang], seq_len=c.data.seq_len, max_blocks=c.eval.max_blocks,
-                        draws=c.eval.draws, seed=c.seed, batch_blocks=c.eval.batch_blocks,
-                        mask_prob=c.eval.mask_prob, device=r.device)
+        res = bpb_suite(r.model, r.tok, by_lang[lang], [lang], seq_len=c.data.seq_len, cfg=ev, device=r.device)
         per_lang[lang] = dict(res[lang], seen=lang in r.train_langs)
-    settings = dict(max_blocks=c.eval.max_blocks, draws=c.eval.draws, seed=c.seed, seq_len=c.data.seq_len,
-                    mask_prob=c.eval.mask_prob)
+    settings = dict(masked_tokens=ev.masked_tokens, target_se=ev.target_se, max_masked=ev.max_masked,
+                    max_blocks=ev.max_blocks, draws=ev.draws, seed=ev.seed, seq_len=c.data.seq_len,
+                    mask_prob=ev.mask_prob)
     return {"bpb": dict(settings=settings, per_lang=per_lang)}
 
 
@@ -451,21 +462,52 @@ def _bpb_shards(tok, cfg, run_info: dict, langs: list[str]) -> dict[str, ShardSe
     return out
 
 
+_LANG_FIELDS = ("langs", "extra_langs", "unseen")
+SUITE_FIELDS: dict[str, tuple[str, ...]] = {
+    "bpb": ("extra_langs", "masked_tokens", "target_se"),
+    "retrieval": (*_LANG_FIELDS, "sets", "pivot", "layer", "margin", "k", "max_items"),
+    "pll": (*_LANG_FIELDS, "pll_texts"),
+    "tokenizer": (*_LANG_FIELDS, "tokenizer_lines"),
+    "ddtp": ("ddtp_cfg", "ddtp_data", "ddtp_retrieval"),
+}
+"""The ``SuiteConfig`` fields each suite's result depends on (any other suite: all but ``device`` and ``quiet``);
+a suite recorded with other values is due again."""
+
+
+def _options(config: SuiteConfig | None, options: dict) -> SuiteConfig:
+    try:
+        return dataclasses.replace(config or SuiteConfig(), **options)
+    except TypeError as e:
+        names = ", ".join(f.name for f in dataclasses.fields(SuiteConfig))
+        raise XlmrError(f"evaluate_run: {e}; the settings are {names}") from None
+
+
+def _plain(v):
+    return dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+
+
+def suite_configs(suites: Sequence[str], config: SuiteConfig | None = None, **options) -> dict[str, dict]:
+    """{suite: the settings its result depends on, as JSON}: what ``evaluate_run`` records per suite in
+    ``final.json["suites"]`` and ``rundir.missing_suites`` compares (names resolved as ``evaluate_run`` does)."""
+    opts = _options(config, options)
+    every = [f.name for f in dataclasses.fields(SuiteConfig) if f.name not in ("device", "quiet")]
+    return {s: json.loads(json.dumps({n: _plain(getattr(opts, n)) for n in SUITE_FIELDS.get(s, every)}, default=str))
+            for s in _check_suites(suites)}
+
+
 def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, config: SuiteConfig | None = None,
                  **options) -> dict:
     """Run ``suites`` on a finished run and merge them into ``final.json["eval"]``; returns the new results.
 
     ``config`` (or ``SuiteConfig``'s defaults) with ``options`` replacing its fields. bpb covers the training
     languages and ``extra_langs``; retrieval, PLL and tokenizer metrics cover ``langs`` or, by default,
-    training + extra + ``unseen`` languages where the corpus has text for them.
+    training + extra + ``unseen`` languages where the corpus has text for them. Each suite's settings
+    (``suite_configs``) are recorded in ``final.json["suites"]``.
     """
-    try:
-        opts = dataclasses.replace(config or SuiteConfig(), **options)
-    except TypeError as e:
-        names = ", ".join(f.name for f in dataclasses.fields(SuiteConfig))
-        raise XlmrError(f"evaluate_run: {e}; the settings are {names}") from None
+    opts = _options(config, options)
     # the arguments first, then the files they point at, then the work
     suites = _check_suites(suites)
+    configs = suite_configs(suites, opts)
     downstream = [s for s in suites if s not in SUITES and s not in TRANSFER_SUITES]
     if downstream and opts.downstream_data is None:
         raise XlmrError(f"suite(s) {', '.join(downstream)} fine-tune on your data: give its directory with --data")
@@ -487,13 +529,17 @@ def evaluate_run(run_dir: str | Path, suites: Sequence[str] = SUITES, config: Su
                             f"{model.config.num_layers}")
 
     results: dict[str, dict] = {}
+    done: dict[str, dict] = {}
     for suite in suites:
         t0 = time.time()
         if not opts.quiet:
             print(f"xlmr eval: {suite} on {run_dir}", file=sys.stderr)
-        for key, r in REGISTRY[suite](run).items():
+        out = REGISTRY[suite](run)
+        for key, r in out.items():
             results[key] = r if "wall_s" in r else dict(r, wall_s=time.time() - t0)
-    rundir.merge_eval(run_dir, results)
+        done[suite] = {"config": configs[suite], "keys": sorted(out),
+                       "completed": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    rundir.merge_eval(run_dir, results, done)
     return results
 
 
@@ -522,10 +568,12 @@ def format_results(results: dict) -> str:
     out = []
     for key, r in results.items():
         if key == "bpb":
-            rows = [[lang, "yes" if v["seen"] else "no", v["bpb"], v["loss_bits"], v["acc"], v["n_masked"]]
+            rows = [[lang, "yes" if v["seen"] else "no", v["bpb"], v.get("bpb_se"), v.get("unigram_bpb"),
+                     v.get("bpb_below_unigram"), v.get("bpb_below_unigram_se"), v["acc"], v["n_masked"]]
                     for lang, v in r["per_lang"].items()]
-            out.append("held-out masked-LM bits per byte\n" +
-                       format_table(["lang", "seen", "bpb", "bits/token", "acc", "masked"], rows))
+            out.append("held-out masked-LM bits per byte (s.e. over blocks; below unigram: paired on the same "
+                       "tokens)\n" + format_table(["lang", "seen", "bpb", "s.e.", "unigram", "below unigram",
+                                                    "s.e.", "acc", "masked"], rows))
         elif key.startswith("retrieval"):
             s = r["settings"]
             p = s["pivot"]
@@ -598,5 +646,5 @@ def add_cli(sub) -> None:
                         "e.g. --ft lr=1e-4 --ft seeds=0,1,2")
     p.add_argument("--ddtp-retrieval", type=int, default=0, metavar="N",
                    help="with --suite ddtp: also retrieve N en↔X DDTP description pairs per language")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA if present)")
     p.set_defaults(func=_cmd_eval)

@@ -221,6 +221,25 @@ def fmt_interval(value: float, lo: float, hi: float, sig: int = 3) -> str:
 LOSS_ALIASES = {"bpb_below_unigram": "unigram_normalised", "unigram_normalized": "unigram_normalised"}
 TABLE_COLUMNS = ("K", "N", "D", "D_t", "N_v", "loss")
 
+R_STAR = 15.4
+"""Muennighoff et al. 2023 (arXiv 2305.16264), their C4 fit: repeated tokens lose value with a decay constant of
+R* ≈ 15.4 repetitions (after about 4 epochs the loss in value becomes visible; after ~40 repeating is worthless)."""
+
+
+def effective_data(D, U, r_star: float = R_STAR):
+    """Muennighoff et al. 2023's repetition-aware data D' = U + U·R*·(1 − exp(−R/R*)), R = max(D/U − 1, 0):
+    D tokens seen of U unique tokens (element-wise; D where U is missing or not positive). ATLAS's S_λ has the
+    same form with λ = 1/R*. One epoch is worth 1 U, 4 epochs 3.73 U, 16 epochs 10.6 U; D' never exceeds
+    U·(1 + R*)."""
+    D = np.asarray(D, dtype=float)
+    U = np.asarray(U, dtype=float)
+    ok = np.isfinite(U) & (U > 0)
+    Us = np.where(ok, U, 1.0)
+    R = np.maximum(D / Us - 1.0, 0.0)
+    eff = np.where(D > Us, Us + Us * r_star * (1.0 - np.exp(-R / r_star)), D)
+    out = np.where(ok, eff, D)
+    return out if out.ndim else float(out)
+
 
 def fitting_table(long_df: pd.DataFrame, loss: str = "bpb", *, params: str = "params_non_embedding",
                   target_tokens: str | None = None, select: Mapping[str, object] | None = None,
@@ -230,6 +249,9 @@ def fitting_table(long_df: pd.DataFrame, loss: str = "bpb", *, params: str = "pa
 
     - ``K`` (``n_langs``), ``N`` (``params``, non-embedding by default), ``D`` (tokens seen, ``tokens``),
     - ``D_t``: tokens of that language seen, ``tokens × prob`` (or the column ``target_tokens``),
+    - ``D_t_eff`` and ``D_eff``: the same as repetition-aware effective data (``effective_data``, Muennighoff et
+      al. 2023) from each language's unique training tokens (``unique_tokens``, else ``train_tokens``), D_eff
+      summed over the run's training languages; ``repeated``: the language was seen for more than one epoch,
     - ``N_v``: vocabulary parameters (``params_vocab``, else ``vocab_pieces × hidden_size``),
     - ``loss``: ``bpb``, or ``unigram_normalised`` (also ``bpb_below_unigram``): bpb − unigram bpb =
       −bpb_below_unigram, Tao et al.'s loss, negative when the model beats its unigram baseline; or any column
@@ -265,6 +287,18 @@ def fitting_table(long_df: pd.DataFrame, loss: str = "bpb", *, params: str = "pa
     df["N"] = df[params].astype(float)
     df["D"] = df["tokens"].astype(float)
     df["D_t"] = (df[target_tokens] if target_tokens else df["tokens"] * df["prob"]).astype(float)
+    # repetition-aware data (Muennighoff et al. 2023): D_t_eff from the language's unique training tokens, D_eff
+    # the sum over the run's training languages (the rows of the table before aggregation); equal to D_t and D
+    # where nothing is repeated or the unique tokens are unknown
+    unique = df["unique_tokens"] if "unique_tokens" in df.columns else df.get("train_tokens")
+    df["D_t_eff"] = effective_data(df["D_t"], unique if unique is not None else np.nan)
+    df["repeated"] = unique.astype(float).lt(df["D_t"]).to_numpy() if unique is not None else False
+    run_keys = [c for c in ("run", "sweep") if c in df.columns]
+    if run_keys and "prob" in df.columns and not target_tokens:
+        gain = (df["D_t_eff"] - df["D_t"]).fillna(0.0).groupby([df[k] for k in run_keys], dropna=False).transform("sum")
+        df["D_eff"] = df["D"] + gain
+    else:
+        df["D_eff"] = df["D"]
     if "params_vocab" in df.columns:
         df["N_v"] = df["params_vocab"].astype(float)
     elif {"vocab_pieces", "hidden_size"} <= set(df.columns):
@@ -280,11 +314,13 @@ def fitting_table(long_df: pd.DataFrame, loss: str = "bpb", *, params: str = "pa
             raise XlmrError("fitting_table: the runs have no unigram baseline (bpb_below_unigram / unigram_bpb): "
                             "evaluate them again with the bpb suite (xlmr eval RUN --suite bpb)")
         what = "bpb − unigram bpb (unigram-normalised)"
+        df["loss_se"] = df["bpb_below_unigram_se"].astype(float) if "bpb_below_unigram_se" in df.columns else np.nan
     else:
         if loss not in df.columns:
             raise XlmrError(f"fitting_table: no loss column {loss!r} in the results "
                             f"(bpb, unigram_normalised or a column of the table)")
         df["loss"] = df[loss].astype(float)
+        df["loss_se"] = df[f"{loss}_se"].astype(float) if f"{loss}_se" in df.columns else np.nan
         what = "held-out bits per byte" if loss == "bpb" else loss
     if aggregate == "group":
         if "group" not in df.columns:
@@ -292,13 +328,31 @@ def fitting_table(long_df: pd.DataFrame, loss: str = "bpb", *, params: str = "pa
         keys = [c for c in ("run", "sweep", "group") if c in df.columns]
         first = df.groupby(keys, dropna=False).first()
         agg = df.groupby(keys, dropna=False).agg(
-            loss=("loss", "mean"), D_t=("D_t", lambda s: float(np.exp(np.log(s[s > 0]).mean())) if (s > 0).any()
+            D_t_eff=("D_t_eff", lambda s: float(np.exp(np.log(s[s > 0]).mean())) if (s > 0).any() else np.nan),
+            repeated=("repeated", "any"),
+            loss=("loss", "mean"), loss_se=("loss_se", lambda s: float(np.sqrt((s ** 2).sum()) / len(s))),
+            D_t=("D_t", lambda s: float(np.exp(np.log(s[s > 0]).mean())) if (s > 0).any()
                                         else np.nan), n_group_langs=("lang", "nunique"))
-        df = first.drop(columns=["loss", "D_t", "lang"], errors="ignore").join(agg).reset_index()
+        df = (first.drop(columns=["loss", "loss_se", "D_t", "D_t_eff", "repeated", "lang"], errors="ignore")
+              .join(agg).reset_index())
     df = df.reset_index(drop=True)
     df.attrs["loss"] = what
     df.attrs["loss_name"] = loss
     return df
+
+
+def data_columns(table: pd.DataFrame) -> tuple[dict[str, str], str]:
+    """Which data columns a law should be fitted on: ``({"D_t": "D_t_eff", "D": "D_eff"}, note)`` when any point
+    of ``table`` repeats a language beyond one epoch (DESIGN.md: a law must use effective data), else ``({}, note)``
+    for the tokens seen; ``note`` says which D was used and why (pass the dict as ``fit_law(columns=...)``)."""
+    if "repeated" not in table.columns or table.empty:
+        return {}, "D = tokens seen (the table has no repetition columns)"
+    n = int(table["repeated"].fillna(False).astype(bool).sum())
+    if not n:
+        return {}, "D = tokens seen: no point repeats a language beyond one epoch"
+    return ({"D_t": "D_t_eff", "D": "D_eff"},
+            f"D = effective data D_eff, D_t_eff (Muennighoff et al. 2023, R* = {R_STAR:g}): {n} of {len(table)} "
+            "points repeat their language beyond one epoch")
 
 
 def _empty_table(loss: str, note: str) -> pd.DataFrame:
@@ -422,10 +476,12 @@ class _Model:
         eT = np.exp(T)
         return c + eT.sum(axis=0), eT, np.ones(n)
 
-    def objective(self, theta, Z, g, M, target, delta):
+    def objective(self, theta, Z, g, M, target, delta, weight=None):
         out, w, w0 = self.forward(theta, Z, g, M)
         r = out - target
         h, dh = _huber(r, delta)
+        if weight is not None:  # each row's Huber loss times its weight (1 / its standard error, mean 1)
+            h, dh = h * weight, dh * weight
         gi = w * dh  # (terms, n)
         grad = np.concatenate([np.bincount(g, weights=w0 * dh, minlength=self.n_const), gi.sum(axis=1),
                                M @ gi.ravel()])
@@ -481,7 +537,7 @@ class _Model:
             out.append(np.hstack(point[::-1]).astype(float))
         return out
 
-    def fit(self, Z, g, target, bounds, starts, delta) -> list[tuple[float, np.ndarray]]:
+    def fit(self, Z, g, target, bounds, starts, delta, weight=None) -> list[tuple[float, np.ndarray]]:
         """L-BFGS-B from each start; (objective, θ) sorted best first (failed starts dropped)."""
         from scipy.optimize import minimize
 
@@ -491,7 +547,8 @@ class _Model:
             x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
             with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
-                res = minimize(self.objective, x0, args=(Z, g, M, target, delta), jac=True, method="L-BFGS-B",
+                res = minimize(self.objective, x0, args=(Z, g, M, target, delta, weight), jac=True,
+                               method="L-BFGS-B",
                                bounds=bounds, options={"maxiter": 2000, "ftol": 1e-10, "gtol": 1e-8})
             if np.isfinite(res.fun) and np.all(np.isfinite(res.x)):
                 out.append((float(res.fun), res.x))
@@ -576,6 +633,8 @@ class LawFit:
     """With ``constant_by``: R² of the point means around each group's own mean (what the law explains beyond
     the constants), NaN otherwise."""
     r2_within_ci: tuple[float, float] = (math.nan, math.nan)
+    weight_by: str | None = None
+    """The column of standard errors the rows were weighted by (``fit_law(weight_by=...)``); None: unweighted."""
     _model: _Model | None = field(default=None, repr=False)
     _theta: np.ndarray | None = field(default=None, repr=False)
     _theta_boot: np.ndarray | None = field(default=None, repr=False)
@@ -726,15 +785,20 @@ def _flag_collinear(model: _Model, Z: np.ndarray, law: Law) -> list[str]:
 def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss",
             columns: Mapping[str, str] | None = None, space: str | None = None, n_boot: int = 200,
             level: float = 0.95, min_r2: float = MIN_R2, delta: float = DELTA, max_inits: int = 64,
-            boot_starts: int = 2, seed: int = 0, constant_by: str | None = None) -> LawFit:
+            boot_starts: int = 2, seed: int = 0, constant_by: str | None = None,
+            weight_by: str | None = None) -> LawFit:
     """Fit ``law`` to ``table`` (from ``fitting_table``): Huber on log-loss by L-BFGS-B from a grid of starts,
     bootstrap over points and seeds (``n_boot`` refits), and the flags of a bad fit. Too few rows give a
     flagged fit with NaN parameters, never an exception. ``columns`` maps law variables to other columns
     (``{"D": "D_t"}``). ``constant_by`` (e.g. ``"lang"``): one constant per value of that column, the rest of
-    the law shared; ``min_r2`` then applies to the within-group R²."""
+    the law shared; ``min_r2`` then applies to the within-group R². ``weight_by`` (e.g. ``"loss_se"``, which
+    ``fitting_table`` writes): a column of each row's standard error; rows are weighted by its inverse (in the
+    fitted space: se / loss for a log-space fit), normalised to mean 1, so points measured more precisely count
+    more; rows without one get the median weight."""
     law = get_law(law)
     cols = {v: (columns or {}).get(v, v) for v in law.variables}
-    missing = [c for c in [*cols.values(), loss, *([constant_by] if constant_by else [])] if c not in table.columns]
+    missing = [c for c in [*cols.values(), loss, *([constant_by] if constant_by else []),
+                           *([weight_by] if weight_by else [])] if c not in table.columns]
     if missing:
         raise XlmrError(f"fit_law({law.name}): the table has no column(s) {', '.join(missing)}; build it with "
                         f"laws.fitting_table")
@@ -759,7 +823,7 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
     if table.attrs.get("note"):
         flags.append(table.attrs["note"])
     names = _param_names(law, levels)
-    extra = dict(constant_by=constant_by, levels=levels)
+    extra = dict(constant_by=constant_by, levels=levels, weight_by=weight_by)
 
     def unfitted(reason: str) -> LawFit:
         return LawFit(law=law, loss=what, columns=cols, space=space, params=dict.fromkeys(names, math.nan),
@@ -788,9 +852,13 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
     Z = model.z(X)
     flags += _flag_collinear(model, Z, law)
     target = np.log(y) if space == "log" else y
+    weight = _row_weights(data[weight_by].to_numpy(float), y, space) if weight_by else None
+    if weight_by and weight is None:
+        return unfitted(f"no fit: no row has a standard error in {weight_by!r} (rescore the runs: xlmr eval RUN "
+                        f"--suite bpb)")
     bounds = model.bounds(y)
     rng = np.random.default_rng(seed)
-    runs = model.fit(Z, g, target, bounds, model.init_grid(y, g, max_inits, rng), delta)
+    runs = model.fit(Z, g, target, bounds, model.init_grid(y, g, max_inits, rng), delta, weight)
     if not runs:
         return unfitted("no fit: the optimiser failed from every start")
     theta = runs[0][1]
@@ -811,7 +879,8 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
         pts = rng.integers(0, n_points, n_points)
         parts = [rows_of[p][rng.integers(0, len(rows_of[p]), len(rows_of[p]))] for p in pts]
         idx = np.concatenate(parts)
-        res = model.fit(Z[idx], g[idx], target[idx], bounds, starts, delta)
+        res = model.fit(Z[idx], g[idx], target[idx], bounds, starts, delta,
+                        None if weight is None else weight[idx] / weight[idx].mean())
         if res:
             thetas.append(res[0][1])
             rep = model.reported(res[0][1])
@@ -854,6 +923,17 @@ def fit_law(table: pd.DataFrame, law: str | Law = "atlas", *, loss: str = "loss"
                   r2_within_ci=r2w_ci, _model=model, _theta=theta, _theta_boot=theta_boot)
 
 
+def _row_weights(se: np.ndarray, y: np.ndarray, space: str) -> np.ndarray | None:
+    """1 / standard error in the fitted space, mean 1; rows without a usable one get the median (None: no row has)."""
+    sd = se / np.abs(y) if space == "log" else se.astype(float)
+    good = np.isfinite(sd) & (sd > 0)
+    if not good.any():
+        return None
+    w = np.where(good, 1.0 / np.where(good, sd, 1.0), np.nan)
+    w[~good] = np.median(w[good])
+    return w / w.mean()
+
+
 def fit_groups(table: pd.DataFrame, law: str | Law = "chinchilla", *, by: str = "group",
                groups: Sequence[str] | None = ("high", "low"), **kw) -> dict[str, LawFit]:
     """``fit_law`` on each value of ``by`` (``groups``, or every value present): {value: LawFit}."""
@@ -893,6 +973,11 @@ class Extrapolation:
     r2_within: float = math.nan
     """With a constant per group (``constant_by``): the held-out R² around each group's own mean of the held-out
     points, what the law predicts beyond each language's level (``r2`` counts the levels too)."""
+    mean_eval_rel_se: float = math.nan
+    """The evaluation's own standard error of the held-out points, relative, on average (``points["eval_rel_se"]``):
+    a prediction error below about twice it cannot be told from zero."""
+    share_within_eval_se: float = math.nan
+    """Share of the held-out points whose |relative error| is below twice their evaluation standard error."""
 
     @property
     def ok(self) -> bool:
@@ -907,6 +992,9 @@ class Extrapolation:
         if np.isfinite(self.baseline_mean_abs_rel_error):
             text += (f"; nearest fitted {self.by} carried forward: {_fmt(self.baseline_mean_abs_rel_error)} "
                      f"(law {_fmt(self.law_mean_abs_rel_error_on_baseline)} on the same points)")
+        if np.isfinite(self.mean_eval_rel_se):
+            text += (f"; evaluation s.e. {_fmt(self.mean_eval_rel_se)} relative, "
+                     f"{self.share_within_eval_se:.0%} of the points within 2 s.e.")
         return text
 
     def __repr__(self) -> str:
@@ -937,12 +1025,15 @@ def prediction_errors(fit: LawFit, table: pd.DataFrame, *, loss: str = "loss", s
     cols = [fit.columns[v] for v in fit.law.variables]
     t = table[np.isfinite(table[loss].to_numpy(float))] if len(table) else table
     empty = pd.DataFrame(columns=[*cols, "observed", "observed_sd", "n", "predicted", "predicted_lo",
-                                  "predicted_hi", "rel_error", "rel_error_lo", "rel_error_hi"])
+                                  "predicted_hi", "rel_error", "rel_error_lo", "rel_error_hi", "eval_rel_se"])
     if t.empty:
         return empty, math.nan, (math.nan, math.nan), math.nan, (math.nan, math.nan)
     keys = list(dict.fromkeys(cols + [c for c in ("lang", "group", fit.constant_by) if c and c in t.columns]))
     pts = t.groupby(keys, dropna=False, sort=True)[loss].agg(observed="mean", observed_sd="std", n="count")
     pts = pts.reset_index()
+    se = (t.groupby(keys, dropna=False, sort=True)["loss_se"].agg(lambda s: float(np.sqrt((s ** 2).sum()) / len(s)))
+          .to_numpy(float) if "loss_se" in t.columns else np.full(len(pts), np.nan))
+    pts["eval_rel_se"] = se / np.abs(pts["observed"].to_numpy(float))  # the evaluation's own error, relative
     obs = pts["observed"].to_numpy(float)
     pred = fit.predict(pts)
     B = fit.predict_samples(pts)  # (boot, n)
@@ -1000,16 +1091,20 @@ def extrapolate(table: pd.DataFrame, law: str | Law = "atlas", *, by: str = "N",
         flags.append(f"held-out R² undefined: {len(points)} held-out point(s)")
     if len(points) and not np.isfinite(points["predicted"]).any():
         flags.append("no held-out point could be predicted (an exponent the training points do not identify)")
+    se, rel = points["eval_rel_se"].to_numpy(float), points["rel_error"].to_numpy(float)
+    has_se = np.isfinite(se) & np.isfinite(rel)
     return Extrapolation(by=by, threshold=threshold, fit=fit, heldout=held.reset_index(drop=True), points=points,
                          r2=r2, r2_ci=r2_ci, mean_abs_rel_error=mae, mean_abs_rel_error_ci=mae_ci, flags=flags,
                          baseline_mean_abs_rel_error=base_mae, law_mean_abs_rel_error_on_baseline=law_mae,
-                         r2_within=r2w)
+                         r2_within=r2w, mean_eval_rel_se=float(se[has_se].mean()) if has_se.any() else math.nan,
+                         share_within_eval_se=float((np.abs(rel[has_se]) < 2 * se[has_se]).mean())
+                         if has_se.any() else math.nan)
 
 
 def _carried_forward(points: pd.DataFrame, train: pd.DataFrame, by: str, loss: str):
     """``points`` with ``baseline`` (the mean observed loss of the same point at the largest ``by`` in ``train``)
     and ``baseline_rel_error``; the baseline's and the law's mean |relative error| where there is a baseline."""
-    keys = [c for c in points.columns if c not in ("observed", "observed_sd", "n") and not c.startswith(
+    keys = [c for c in points.columns if c not in ("observed", "observed_sd", "n", "eval_rel_se") and not c.startswith(
         ("predicted", "rel_error"))]
     points = points.copy()
     points["baseline"] = np.nan
@@ -1218,3 +1313,16 @@ def exponent_table(fits: Mapping[str, LawFit | Mapping[str, LawFit]]) -> pd.Data
                          "fit_ok": fit.ok, "flags": "; ".join(fit.flags)})
     return pd.DataFrame(rows, columns=["fit", "law", "exponent", "value", "lo", "hi", "ours", "published", "fit_ok",
                                        "flags"])
+
+
+def weighting_effect(unweighted: LawFit, weighted: LawFit) -> pd.DataFrame:
+    """Does weighting the rows by their evaluation standard errors change the exponents? Per exponent, both
+    values with their intervals and ``moved``: the weighted value outside the unweighted fit's interval."""
+    rows = []
+    for e in unweighted.law.exponents:
+        lo, hi = unweighted.ci[e]
+        w, wlo, whi = weighted.params[e], *weighted.ci[e]
+        rows.append({"exponent": _sym(e), "unweighted": fmt_interval(unweighted.params[e], lo, hi),
+                     "weighted by s.e.": fmt_interval(w, wlo, whi),
+                     "moved": bool(np.isfinite(w) and np.isfinite(lo) and not lo <= w <= hi)})
+    return pd.DataFrame(rows, columns=["exponent", "unweighted", "weighted by s.e.", "moved"])

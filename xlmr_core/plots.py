@@ -409,6 +409,49 @@ def capacity_designs(long_df: pd.DataFrame, metric: str = "bpb_below_unigram", *
     return _attach(fig, rows, fits)
 
 
+def arm_effects(effects: pd.DataFrame, *, arm: str = "relation", x: str = "width",
+                baseline: str = "targets alone") -> Figure:
+    """Paired gains of each arm over its baseline (``results.arm_effects``): one row per design, high- and
+    low-resource targets apart, against ``x``. Each point carries two bars, drawn apart: the evaluation's
+    standard error (thick, no caps: measurement error on the shared held-out tokens) and ±1 s.d. over seeds
+    (thin, capped: training noise). Zero is "no effect"."""
+    _need(effects, [arm, x, "group", "diff", "eval_se", "seed_sd"], "arm_effects")
+    designs = sorted(effects["design"].dropna().unique()) if "design" in effects.columns else [None]
+    fig, axes = _figure(len(designs), 2)
+    arms = sorted(effects[arm].dropna().unique())
+    colors = dict(zip(arms, _colors(len(arms))))
+    xs = sorted(effects[x].dropna().unique())
+    rows = []
+    for di, design in enumerate(designs):
+        sub = effects if design is None else effects[effects["design"] == design]
+        for c, group in enumerate(("high", "low")):
+            ax = axes[di, c]
+            for k, a in enumerate(arms):
+                d = sub[(sub["group"] == group) & (sub[arm] == a)].sort_values(x)
+                if d.empty:
+                    continue
+                shift = 2 ** (0.06 * (k - (len(arms) - 1) / 2))  # side by side on the log axis
+                px = d[x].to_numpy(dtype=float) * shift
+                style = RELATION_STYLE.get(a, dict(ls="-", marker="o"))
+                ax.errorbar(px, d["diff"], yerr=d["seed_sd"].fillna(0).to_numpy(), color=colors[a], capsize=3,
+                            lw=0.8, ms=4, label=f"+ {a}: ±1 s.d. over seeds", **style)
+                # beside the marker, not under it: the evaluation's error is often smaller than the marker
+                ax.errorbar(px * 2 ** 0.025, d["diff"], yerr=d["eval_se"].to_numpy(), color=colors[a], fmt="none",
+                            lw=3, alpha=0.6, capsize=0, label=f"+ {a}: ±1 s.e. of evaluation")
+                panel = f"{design}:{group}" if design else group
+                rows.append(pd.DataFrame({"panel": panel, "series": a, "x": d[x].to_numpy(), "y": d["diff"].to_numpy(),
+                                          "err": d["seed_sd"].to_numpy(), "eval_se": d["eval_se"].to_numpy(),
+                                          "n": d["n_seeds"].to_numpy() if "n_seeds" in d else np.nan}))
+            ax.axhline(0.0, color="0.3", lw=0.8, ls=":", label=f"no change from {baseline}")
+            ax.set_title((f"{design} design: " if design else "") + f"{group}-resource targets", fontsize=8)
+            ax.set_xlabel(f"model {x}")
+            ax.set_ylabel(f"gain over {baseline}\n(bits per byte below unigram)", fontsize=8)
+            _log2_axis(ax, xs)
+            ax.legend(fontsize=5, loc="best")
+    fig.suptitle("Added languages: paired gain over the targets alone, on the same held-out tokens", fontsize=9)
+    return _attach(fig, rows)
+
+
 # ---------------------------------------------------------------- vocabulary (Figure 6)
 
 

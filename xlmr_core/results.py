@@ -2,13 +2,15 @@
 
 Nothing is parsed out of logs, and a score that is missing (a run not finished, a suite not run) is NaN,
 never 0. ``load`` gives one row per run, ``load_long`` one row per run and language, ``load_curves`` one row
-per logged training step. Each run's ``tags`` (``key=value``, set by ``sweeps``) become columns.
+per logged training step and one per held-out evaluation and language. Each run's ``tags`` (``key=value``, set
+by ``sweeps``) become columns.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -136,15 +138,22 @@ def _run_record(run_dir: Path) -> tuple[dict, dict[str, dict]]:
         progress = {"steps": last.get("step"), **{k: last.get(k) for k in ("tokens", "flops", "wall_s")}}
     row.update({k: _num(v) for k, v in progress.items()})
     row["final_train_loss_bits"] = _num(final.final_train_loss_bits if final is not None else None)
+    # repetition (final.json of runs since it was recorded): the most epochs of any training language
+    row["max_epochs"] = _num(final.max_epochs if final is not None else None)
 
     per_lang: dict[str, dict] = {}
     for lang, r in (final.per_lang if final is not None else {}).items():
         per_lang[lang] = {k: (_num(v) if k != "seen" else bool(v)) for k, v in r.to_dict().items()
-                          if isinstance(v, (int, float, bool)) or v is None}
+                          if k != "blocks" and (isinstance(v, (int, float, bool)) or v is None)}
+    for lang, rep in (final.repetition if final is not None else {}).items():
+        per_lang.setdefault(lang, {}).update({k: _num(rep.get(k)) for k in ("unique_tokens", "tokens_seen", "epochs")})
     train_langs = set(langs)
     for metric in ("bpb", "unigram_bpb", "bpb_below_unigram", "unigram_gain", "loss_bits", "acc"):
         vals = [per_lang[lang].get(metric, math.nan) for lang in per_lang if lang in train_langs]
         row[f"{metric}_mean"] = float(np.mean(vals)) if vals and not any(map(math.isnan, vals)) else math.nan
+    for metric in ("bpb", "bpb_below_unigram"):  # languages are scored on disjoint text: errors add in quadrature
+        ses = [per_lang[lang].get(f"{metric}_se", math.nan) for lang in per_lang if lang in train_langs]
+        row[f"{metric}_mean_se"] = math.sqrt(sum(x * x for x in ses)) / len(ses) if ses else math.nan
     for name, result in (final.eval if final is not None else {}).items():
         wide, ev_lang = _split_suite(name, result)
         row.update(wide)
@@ -173,7 +182,8 @@ def _group(lang: str, row: dict) -> str:
 
 def load_long(sweep_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per run and evaluated language: the run's columns plus bpb, loss_bits, acc, per-language eval
-    scores, training tokens/bytes, the sampling probability and ``group`` (high/low/other, from the tags)."""
+    scores, training tokens/bytes, the sampling probability, repetition (``unique_tokens``, ``tokens_seen``,
+    ``epochs``) and ``group`` (high/low/other, from the tags)."""
     rows = []
     for d in run_dirs(sweep_dir):
         run, per_lang = _run_record(d)
@@ -182,8 +192,15 @@ def load_long(sweep_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_HELDOUT_RENAME = {"loss_bits": "heldout_loss_bits", "loss_nats": "heldout_loss_nats"}
+"""Held-out values whose names would read as the training loss's in the curves table."""
+
+
 def load_curves(sweep_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per logged training step of every run (metrics.jsonl), with the run's tags."""
+    """The curves of every run (metrics.jsonl), with the run's tags: one row per logged training step
+    (``kind="train"``: loss_bits, lr, grad_norm, tokens_per_s, …) and one per held-out evaluation made during
+    or at the end of training and language (``kind="heldout"``, ``lang``: bpb, unigram_bpb, bpb_below_unigram,
+    acc, …; the per-token loss as ``heldout_loss_bits``, so that ``loss_bits`` is always the training loss)."""
     rows = []
     for d in run_dirs(sweep_dir):
         if not rundir.metrics_path(d).exists():
@@ -191,6 +208,79 @@ def load_curves(sweep_dir: str | os.PathLike) -> pd.DataFrame:
         run, _ = _run_record(d)
         cfg = rundir.read_info(d, missing_ok=True).get("config") or {}
         keep = {"run": run["run"], "sweep": run["sweep"], "seed": run.get("seed"), **parse_tags(cfg.get("tags"))}
-        rows.extend({**keep, **{k: _num(v) for k, v in rec.items()}}
-                    for rec in rundir.read_metrics(d) if "loss" in rec)
+        for rec in rundir.read_metrics(d):
+            if "loss" in rec:
+                rows.append({**keep, "kind": "train", **{k: _num(v) for k, v in rec.items()}})
+            elif isinstance(rec.get("eval"), dict):
+                at = {k: _num(rec.get(k)) for k in ("step", "tokens")}
+                rows.extend({**keep, "kind": "heldout", **at, "lang": lang,
+                             **{_HELDOUT_RENAME.get(k, k): _num(v) for k, v in r.items()
+                                if not isinstance(v, (dict, list))}}
+                            for lang, r in sorted(rec["eval"].items()) if isinstance(r, dict))
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- paired comparisons between arms
+
+
+def paired_differences(sweep_dir: str | os.PathLike, *, arm: str = "relation", baseline: str = "none",
+                       match: Sequence[str] = ("design", "width", "seed")) -> pd.DataFrame:
+    """Each arm's gain over its baseline run, per language, paired on the same held-out tokens.
+
+    Runs are matched on the ``match`` tags (the same design, width and seed); for every run whose ``arm`` tag
+    is not ``baseline`` and every language both it and its baseline run trained on, ``diff`` is the arm's bits
+    per byte below unigram minus the baseline's (= baseline bpb − arm bpb: the same tokens and unigram
+    baseline), with ``se`` its standard error over the shared blocks (``heldout.paired_difference``). Runs
+    scored before per-block results were kept have no pairs; their languages are skipped.
+    """
+    from .heldout import paired_difference
+
+    records = []
+    for d in run_dirs(sweep_dir):
+        final = rundir.read_final(d)
+        if final is not None:
+            records.append((d.name, {"seed": final.seed, **parse_tags(final.tags)}, final))
+    missing = [k for k in (arm, *match) if not any(k in t for _, t, _ in records)]
+    if missing:
+        raise XlmrError(f"paired_differences: no finished run of {sweep_dir} has the tag(s) {', '.join(missing)}; "
+                        f"pair on tags the sweep sets (arm={arm!r}, match={list(match)})")
+    base = {tuple(t.get(k) for k in match): (name, f) for name, t, f in records if t.get(arm) == baseline}
+    rows = []
+    for name, tags, final in records:
+        key = tuple(tags.get(k) for k in match)
+        if tags.get(arm) in (None, baseline) or key not in base:
+            continue
+        base_name, base_final = base[key]
+        for lang, r in final.per_lang.items():
+            b = base_final.per_lang.get(lang)
+            if b is None or not (r.seen and b.seen) or not (r.blocks and b.blocks):
+                continue
+            diff, se = paired_difference(b.to_dict(), r.to_dict())  # baseline bpb − arm bpb
+            rows.append({**dict(zip(match, key)), arm: tags[arm], "run": name, "baseline_run": base_name,
+                         "lang": lang, "group": _group(lang, tags), "diff": diff, "se": se})
+    return pd.DataFrame(rows)
+
+
+def _quadrature(se: pd.Series) -> float:
+    return float(np.sqrt((se ** 2).sum()) / len(se))
+
+
+def arm_effects(pairs: pd.DataFrame, *, arm: str = "relation", by: Sequence[str] = ("design", "width"),
+                groups: Sequence[str] = ("high", "low")) -> pd.DataFrame:
+    """``paired_differences`` averaged over each group's languages, then over seeds.
+
+    One row per (``by``, arm, group): ``diff`` the mean gain, ``eval_se`` its evaluation error (standard errors
+    in quadrature over languages, then over seeds, each divided by the count averaged), ``seed_sd`` the spread
+    over seeds (s.d. of the seeds' group means; NaN with one seed) and ``n_seeds``: measurement error and
+    training noise, apart.
+    """
+    keys = [*by, arm, "group"]
+    cols = [*keys, "diff", "eval_se", "seed_sd", "n_seeds"]
+    if pairs.empty:
+        return pd.DataFrame(columns=cols)
+    per_seed = (pairs[pairs["group"].isin(groups)].groupby([*keys, "seed"], dropna=False)
+                .agg(diff=("diff", "mean"), se=("se", _quadrature)).reset_index())
+    out = (per_seed.groupby(keys, dropna=False)
+           .agg(diff=("diff", "mean"), eval_se=("se", _quadrature), seed_sd=("diff", "std"),
+                n_seeds=("diff", "size")).reset_index())
+    return out[cols]

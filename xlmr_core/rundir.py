@@ -9,12 +9,16 @@ Run directory::
     metrics.jsonl   one JSON object per logged step (training) or evaluation
     checkpoints/    step_00000100.pt … (model, optimizer, scheduler, step, tokens, RNG states)
     final.json      written last, when the run is complete: a run without it is not done (``RunRecord``)
+
+A run directory holds one run: ``config_changes`` compares a config with the one config.json records, and a
+config that would change the trajectory is refused (``check_same_run``) unless the old run is moved aside.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import os
 import re
@@ -22,7 +26,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RunConfig, from_dict
+from .config import RunConfig, from_dict, to_dict
 from .errors import XlmrError
 from .fsutil import atomic_write_json, atomic_write_text, disk_full_error, file_lock, fsync_dir, is_disk_full
 
@@ -207,16 +211,26 @@ class LangResult:
 
     bpb: float | None = None
     """Masked-LM loss in bits per UTF-8 byte of the held-out blocks."""
+    bpb_se: float | None = None
+    """Its standard error over the scored blocks (None in runs scored before standard errors were kept)."""
     loss_nats: float | None = None
     loss_bits: float | None = None
     """The same loss per masked token."""
     acc: float | None = None
     """Accuracy of the masked-token predictions."""
     n_masked: int | None = None
+    """Masked tokens scored (all draws)."""
     n_blocks: int | None = None
+    draws: int | None = None
+    """Held-out blocks scored, and the fixed mask draws of each."""
+    bytes_per_token: float | None = None
+    """UTF-8 bytes per text token of the held-out text (bits per token / this = bits per byte)."""
     unigram_bpb: float | None = None
     """The context-free unigram predictor on the same tokens: the baseline of ``bpb``."""
+    unigram_bpb_se: float | None = None
     bpb_below_unigram: float | None = None
+    bpb_below_unigram_se: float | None = None
+    """Standard error of the paired difference unigram − model on the same tokens."""
     unigram_gain: float | None = None
     train_tokens: int | None = None
     train_bytes: int | None = None
@@ -225,6 +239,9 @@ class LangResult:
     """Its sampling probability in training (None for an evaluation-only language)."""
     seen: bool = False
     """Whether the run trained on the language (the same name as in the evaluation suites' results)."""
+    blocks: dict | None = None
+    """Per scored block (all draws summed): ``ids`` in the held-out stream, masked tokens ``n``, model ``bits``
+    and ``unigram_bits``; what ``heldout.paired_difference`` pairs two runs on."""
     extra: dict = field(default_factory=dict)
     """Any further value a held-out scorer returned."""
 
@@ -266,6 +283,10 @@ class RunRecord:
     wall_s: float = 0.0
     world_size: int = 1
     final_train_loss_bits: float | None = None
+    repetition: dict[str, dict] = field(default_factory=dict)
+    """Per training language: ``unique_tokens`` (its training split under the run's tokenizer), ``tokens_seen``
+    (``tokens × prob``, the expected count: every block draws its language independently) and ``epochs``
+    (seen / unique). Empty in runs finished before repetition was recorded."""
     per_lang: dict[str, LangResult] = field(default_factory=dict)
     tokenizer: str = ""
     checkpoint: str = ""
@@ -273,8 +294,16 @@ class RunRecord:
     eval: dict[str, dict] = field(default_factory=dict)
     """Results of evaluation suites by key, as ``evaluate.evaluate_run`` merges them: each a dict with ``settings``,
     ``wall_s``, run-level values and per-language values under ``PER_LANG_KEYS`` and ``sets`` (``suite_per_lang``)."""
+    suites: dict[str, dict] = field(default_factory=dict)
+    """Per suite that ran: its ``config`` (``evaluate.suite_configs``), the result ``keys`` it wrote into ``eval``
+    and when it ``completed``; a suite asked with another config is due again (``missing_suites``)."""
     extra: dict = field(default_factory=dict)
     """Keys of the file that are none of the above, kept as they are."""
+
+    @property
+    def max_epochs(self) -> float | None:
+        """The most epochs of any training language (None where the run did not record repetition)."""
+        return max((r["epochs"] for r in self.repetition.values()), default=None)
 
     @classmethod
     def from_dict(cls, d: dict) -> RunRecord:
@@ -286,10 +315,13 @@ class RunRecord:
         return cls(**kw, extra={k: v for k, v in d.items() if k not in names})
 
     def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "eval")}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("extra", "eval", "suites")}
         out["per_lang"] = {lang: r.to_dict() for lang, r in self.per_lang.items()}
         if self.eval:
             out["eval"] = self.eval
+        if self.suites:
+            out["suites"] = self.suites
         return {**out, **self.extra}
 
 
@@ -321,26 +353,154 @@ def write_final(run_dir: str | os.PathLike, record: RunRecord) -> None:
     atomic_write_json(final_path(run_dir), record.to_dict())
 
 
-def merge_eval(run_dir: str | os.PathLike, results: dict[str, dict]) -> RunRecord:
-    """Add suite results to ``final.json["eval"]`` (re-read under a lock: another evaluation may have merged)."""
+def merge_eval(run_dir: str | os.PathLike, results: dict[str, dict], suites: dict[str, dict] | None = None
+               ) -> RunRecord:
+    """Add suite results to ``final.json["eval"]`` and what each suite ran with to ``["suites"]`` (re-read under a
+    lock: another evaluation may have merged)."""
     with file_lock(Path(run_dir) / ".final.lock"):
         record = read_final(run_dir)
         if record is None:
             raise XlmrError(f"{run_dir} has no {FINAL_FILE}: the run is not finished")
         record.eval.update(results)
+        record.suites.update(suites or {})
         write_final(run_dir, record)
     return record
 
 
-def is_done(run_dir: str | os.PathLike, need_eval: bool = True) -> bool:
-    """Finished: final.json exists (with evaluation results when ``need_eval``)."""
+def missing_suites(record: RunRecord, wanted: dict[str, dict]) -> list[str]:
+    """The suites of ``wanted`` ({suite: config}) that ``record`` lacks or holds with another config.
+
+    A run evaluated before suites recorded their config counts a result under the suite's own name as done.
+    """
+    out = []
+    for suite, config in wanted.items():
+        got = record.suites.get(suite)
+        if got is None and suite in record.eval:
+            continue  # recorded before suite configs were: kept as it is
+        if got is None or got.get("config") != config:
+            out.append(suite)
+    return out
+
+
+def is_done(run_dir: str | os.PathLike, need_eval: bool = True, suites: dict[str, dict] | None = None) -> bool:
+    """Finished: final.json exists, with every suite of ``suites`` ({suite: config}, ``missing_suites``) or, where
+    ``suites`` is None, with some evaluation result when ``need_eval``."""
     if not need_eval:
         return final_path(run_dir).exists()
     try:
         record = read_final(run_dir)
     except (OSError, XlmrError):
         return False
-    return record is not None and bool(record.eval)
+    if record is None:
+        return False
+    return not missing_suites(record, suites) if suites is not None else bool(record.eval)
+
+
+def retire_final(run_dir: str | os.PathLike) -> Path:
+    """Rename final.json to ``final.step_<N>.json`` (N: its steps) when a finished run trains on; the path."""
+    record = read_final(run_dir)
+    target = Path(run_dir) / f"final.step_{record.steps:08d}.json"
+    os.replace(final_path(run_dir), target)
+    return target
+
+
+# ---------------------------------------------------------------- one run per directory
+
+TRAJECTORY_FREE = ("run_dir", "name", "tags", "log_interval", "log", "checkpoint", "eval", "precision.device",
+                   "precision.compile", "precision.activation_checkpointing", "precision.peak_tflops",
+                   "data.micro_batch_blocks", "data.cache_dir", "data.loader_workers")
+"""Config keys (and sections) that leave the trained weights as they are: labels, logging, checkpoint cadence,
+held-out scoring, where it runs and how memory is traded for time (gradient accumulation over the same global
+batch, recomputed activations, compiled layers, the loader's processes), and where the content-addressed cache
+lives."""
+BUDGET_KEYS = ("schedule.steps", "schedule.tokens", "schedule.flops")
+"""The budget may grow: the run trains on from its last checkpoint (``RunChanges.grown``)."""
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _trajectory_free(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in TRAJECTORY_FREE)
+
+
+def _show(v) -> str:
+    text = ",".join(map(str, v)) if isinstance(v, list) else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class RunChanges:
+    """How a config differs from the one a run directory's config.json records."""
+
+    differ: dict[str, tuple]
+    """Keys that change the trajectory: {key: (recorded, new)}."""
+    grown: dict[str, tuple]
+    """Budget keys (``BUDGET_KEYS``) of the same kind that grew: {key: (recorded, new)}."""
+
+    def describe(self, changes: dict[str, tuple]) -> str:
+        return ", ".join(f"{k} {_show(a)} → {_show(b)}" for k, (a, b) in changes.items())
+
+
+def config_changes(run_dir: str | os.PathLike, cfg: RunConfig) -> RunChanges | None:
+    """What ``cfg`` changes against the config recorded in ``run_dir`` (None: the directory holds no run)."""
+    info = read_info(run_dir, missing_ok=True)
+    if "config" not in info:
+        return None
+    old, new = _flat(info["config"]), _flat(to_dict(cfg))
+    default = _flat(to_dict(RunConfig()))  # keys added since the run started: their default then
+    differ, grown = {}, {}
+    for key, value in new.items():
+        was = old.get(key, default.get(key))
+        if _trajectory_free(key) or was == value:
+            continue
+        if key in BUDGET_KEYS and was and value and value > was:
+            grown[key] = (was, value)
+        else:
+            differ[key] = (was, value)
+    return RunChanges(differ, grown)
+
+
+def check_same_run(run_dir: str | os.PathLike, cfg: RunConfig, restart: str = "--restart") -> RunChanges | None:
+    """``config_changes``, refusing with one line where ``cfg`` would change the trajectory of the run there.
+
+    ``restart``: the option that moves the old run aside (``move_aside``), named in the error.
+    """
+    changes = config_changes(run_dir, cfg)
+    if changes is not None and changes.differ:
+        raise XlmrError(f"{run_dir} holds another run: {changes.describe(changes.differ)} (its config.json → this "
+                        f"config); start this one in a new run_dir, or give {restart} to move the old run aside "
+                        f"(to {aside_path(run_dir, '<time>')}) and start afresh")
+    return changes
+
+
+def aside_path(run_dir: str | os.PathLike, stamp: str) -> Path:
+    """Where ``move_aside`` puts a replaced run: ``<parent>/.old/<name>-<stamp>``, out of the listings of a sweep's
+    runs (a sibling would be read as one more run of the sweep)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / ".old" / f"{run_dir.name}-{stamp}"
+
+
+def move_aside(run_dir: str | os.PathLike) -> Path | None:
+    """Move a run directory to ``aside_path`` with the UTC time (None if there is none); the new path."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    target, n = aside_path(run_dir, stamp), 1
+    while target.exists():
+        n += 1
+        target = aside_path(run_dir, f"{stamp}-{n}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(run_dir, target)
+    return target
 
 
 # ---------------------------------------------------------------- reading a run
@@ -393,10 +553,11 @@ def load_run(run_dir: str | os.PathLike, device="cpu", checkpoint: str | os.Path
     cfg = from_dict(RunConfig, info["config"])
     if checkpoint is None and read_final(run_dir) is not None:
         checkpoint = run_checkpoint(run_dir)
+    # read on the CPU (optimizer state and RNG state included), then move only the model
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     else:
-        state, checkpoint = load_checkpoint(run_dir, map_location=device)
+        state, checkpoint = load_checkpoint(run_dir, map_location="cpu")
         if state is None:
             raise XlmrError(f"{run_dir} has no readable checkpoint yet")
     model = XLMRForMaskedLM(ModelConfig(**state["model_config"]))

@@ -19,26 +19,23 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from . import __version__, rundir
-from .config import RunConfig, load_config, to_dict
-from .corpus import language_files, sampling_probs, target_sampling_probs, validate_languages
-from .data import BatchIterator, MaskConfig, shards_for
-from .device import autocast, pick_device
+from .config import RunConfig, apply_overrides, load_config, to_dict
+from .corpus import language_files, sampling_probs, select_languages, target_sampling_probs, validate_languages
+from .data import BatchIterator, MaskConfig, repetition, shards_for, unique_tokens
+from .device import autocast, peak_bf16_flops, pick_device
 from .errors import XlmrError
-from .heldout import LN2, bpb_suite
-from .model import XLMRForMaskedLM, model_config
+from .heldout import LN2, bpb_suite, without_blocks
+from .model import XLMRForMaskedLM, logits_budget, model_config, predicted_positions
 from .optim import adamw, warmup_decay
 from .tokenizer import tokenizer_for
-
-# dense bf16 peak of the accelerators we report MFU against (no sparsity)
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
-
+from .tracking import Tracker
 
 # ---------------------------------------------------------------- distributed set-up
 
@@ -50,6 +47,8 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    host_group: object = None
+    """A gloo group for counts and flags the host holds: reducing them never waits for the device."""
 
     @property
     def is_main(self) -> bool:
@@ -65,12 +64,13 @@ def init_distributed(device: torch.device) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=world,
-                                timeout=datetime.timedelta(minutes=10))
-    return info
+        # device_id binds NCCL's communicator to this GPU at once (no guess from the rank, no lazy init)
+        kwargs = dict(backend="nccl", device_id=device) if device.type == "cuda" else dict(backend="gloo")
+        dist.init_process_group(rank=rank, world_size=world, timeout=datetime.timedelta(minutes=10), **kwargs)
+    host_group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
+    return DistInfo(rank, world, local_rank, host_group)
 
 
 def _barrier(d: DistInfo) -> None:
@@ -82,6 +82,20 @@ def _all_reduce(x: torch.Tensor, d: DistInfo, op=None) -> torch.Tensor:
     if d.world_size > 1:
         dist.all_reduce(x, op=op or dist.ReduceOp.SUM)
     return x
+
+
+def _host_sum(values: list[float], d: DistInfo) -> list[float]:
+    """Sum host numbers over the processes through gloo (a CPU tensor): no device round trip."""
+    if d.world_size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, group=d.host_group)
+    return t.tolist()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # ---------------------------------------------------------------- preparation
@@ -123,12 +137,39 @@ def prepare(cfg: RunConfig) -> Prepared:
 # ---------------------------------------------------------------- model, optimizer, schedule
 
 
-def build_model(cfg: RunConfig, vocab_size: int):
-    """The encoder for ``cfg.model`` with the tokenizer's vocabulary, initialised from ``cfg.seed``."""
+def _model_config(cfg: RunConfig, vocab_size: int):
     mcfg = model_config(cfg.model.size, vocab_size, **cfg.model.overrides())
     if cfg.data.seq_len > mcfg.max_positions:
         raise XlmrError(f"data.seq_len={cfg.data.seq_len} exceeds the model's max_positions={mcfg.max_positions} "
-                        f"(size {cfg.model.size!r}): shorten the sequence or pick a larger size")
+                        f"(model.size={cfg.model.size}): give data.seq_len={mcfg.max_positions} (and data.batch_tokens "
+                        "a multiple of it) or a larger model.size")
+    return mcfg
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Every config error that shows before any tokenizer or shard is built, all in one line: run_dir, the
+    corpus and its languages, the model's shape and data.seq_len against its max_positions."""
+    if not cfg.run_dir:
+        raise XlmrError("run_dir is not set: give run_dir=PATH")
+    d, errors = cfg.data, []
+    try:
+        if not d.corpus:
+            raise XlmrError("data.corpus is not set: point it at a directory of <lang>.txt[.gz|.xz|.zst] files")
+        named = list(dict.fromkeys([*d.langs, *cfg.eval.langs, *d.tokenizer_langs, *d.target_langs]))
+        select_languages(d.corpus, named or None)  # the directory, and a file for every language named
+    except XlmrError as e:
+        errors.append(str(e))
+    try:
+        _model_config(cfg, d.vocab_size + 2)  # the model's vocabulary: the pieces + <pad>, <mask>
+    except XlmrError as e:
+        errors.append(str(e))
+    if errors:
+        raise XlmrError("; ".join(errors))
+
+
+def build_model(cfg: RunConfig, vocab_size: int):
+    """The encoder for ``cfg.model`` with the tokenizer's vocabulary, initialised from ``cfg.seed``."""
+    mcfg = _model_config(cfg, vocab_size)
     torch.manual_seed(cfg.seed)
     return XLMRForMaskedLM(mcfg)
 
@@ -226,13 +267,6 @@ class _PreemptFlag:
 # ---------------------------------------------------------------- the loop
 
 
-def _peak_flops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-
-
 def _step_seed(seed: int, step: int, rank: int) -> int:
     # dropout noise as a pure function of (seed, step, rank): resuming needs no RNG bookkeeping
     return (seed * 1_000_003 + step) * 4099 + rank
@@ -242,8 +276,7 @@ def evaluate_heldout(model, prep: Prepared, cfg: RunConfig, device: torch.device
     """Held-out masked-LM loss per language, in bits per UTF-8 byte, on fixed blocks and mask draws."""
     with autocast(device, cfg.precision.dtype):
         return bpb_suite(model, prep.tokenizer, prep.shards, prep.eval_langs, seq_len=cfg.data.seq_len,
-                         max_blocks=cfg.eval.max_blocks, draws=cfg.eval.draws, seed=cfg.seed,
-                         batch_blocks=cfg.eval.batch_blocks, mask_prob=cfg.eval.mask_prob, device=device)
+                         cfg=cfg.eval, device=device)
 
 
 @dataclass
@@ -255,6 +288,22 @@ class _Progress:
     flops: float = 0.0
     wall_before: float = 0.0
     """Seconds of training in earlier processes of this run (before the resume)."""
+
+
+def loader_workers(requested: int | None, device: torch.device) -> int:
+    """Batch-building processes for one training process: ``requested``, or by default up to 4 on a GPU.
+
+    A small model on a GPU consumes tens of millions of tokens/s at the scales' assumed MFU, several times what one
+    process builds (benchmarks/loader.py), and a loader thread contends for the GIL with the launching thread.
+    The default leaves one core per local training process for it; on the CPU the cores train, so 0 (a thread).
+    """
+    if requested is not None:
+        return requested
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(4, cores // max(local, 1) - 1))
 
 
 class _Trainer:
@@ -279,29 +328,42 @@ class _Trainer:
         self.prep = prepare(cfg)
         self.tok = self.prep.tokenizer
         self.model = build_model(cfg, self.tok.vocab_size).to(self.device)
+        # the loss's chunk from the memory free before the first step: few, large GEMMs on a GPU
+        self.model.logits_budget = logits_budget(self.device, self.tok.vocab_size)
         self.budget = resolve_budget(cfg, self.model)
+        warmup = rundir.read_info(run_dir, missing_ok=True).get("warmup_steps")
+        if cfg.schedule.warmup_steps < 0 and warmup is not None and rundir.has_checkpoints(run_dir):
+            # a resumed (or extended) run keeps the warm-up it started with, not 6 % of a new length
+            self.budget = replace(self.budget, warmup_steps=min(warmup, self.budget.total_steps))
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, self.budget, cfg.schedule.end_lr_ratio))
         self.at = _Progress()
         self.loss: float | None = None
         self.t_run = time.time()
-        self.n_dev = self.device if d.world_size > 1 else torch.device("cpu")  # where counts are all-reduced
+        self.peak = peak_bf16_flops(self.device, cfg.precision.peak_tflops)  # one device's; None: unknown
+        self.tracker: Tracker | None = None  # the main process's TensorBoard / W&B views, opened by write_info
+        self.echo = False  # a line per log interval on stdout where no progress bar shows (job logs, pipes)
 
     def resume(self) -> Path | None:
-        """Continue from the newest readable checkpoint, if any; returns its path."""
-        state, path = rundir.load_checkpoint(self.run_dir, map_location=self.device)
+        """Continue from the newest readable checkpoint, if any; returns its path.
+
+        Read onto the CPU: the weights are copied into the model's device tensors, the optimizer moves its state
+        to its parameters' device, and the RNG state must stay a CPU ByteTensor (``torch.set_rng_state``).
+        """
+        state, path = rundir.load_checkpoint(self.run_dir, map_location="cpu")
         if state is not None:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.at = _Progress(int(state["step"]), int(state["tokens"]), float(state["flops"]),
                                 float(state["wall_s"]))
-            torch.set_rng_state(state["rng"]["torch"])
+            torch.set_rng_state(state["rng"]["torch"].to("cpu", torch.uint8))
         return path
 
     def write_info(self, resumed_from: Path | None) -> None:
-        """config.json (the run as it starts now) and metrics.jsonl cut back to the step we resume from."""
+        """config.json (the run as it starts now), metrics.jsonl cut back to the step we resume from and the live
+        views (``tracking``) opened from that step."""
         if self.d.is_main:
             cfg, prep, b = self.cfg, self.prep, self.budget
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -311,10 +373,14 @@ class _Trainer:
                 "shards": str(prep.shards.root), "langs": prep.langs, "eval_langs": prep.eval_langs,
                 "probs": prep.probs, "total_steps": b.total_steps, "warmup_steps": b.warmup_steps,
                 "tokens_per_step": b.tokens_per_step, "flops_per_step": b.flops_per_step,
-                "world_size": self.d.world_size, "grad_accum": self.accum,
+                "world_size": self.d.world_size, "grad_accum": self.accum, "peak_flops": self.peak,
                 "resumed_from": str(resumed_from) if resumed_from else None, "git_commit": _git_commit(),
                 "versions": _versions(), "host": socket.gethostname(), "started": _now()})
             rundir.trim_metrics(self.run_dir, self.at.step)
+            log = cfg.log
+            self.tracker = Tracker(self.run_dir, resume_step=self.at.step, tensorboard=log.tensorboard,
+                                   wandb=log.wandb, wandb_project=log.wandb_project, config=to_dict(cfg),
+                                   name=cfg.name or None)
         _barrier(self.d)
 
     def wall_s(self) -> float:
@@ -337,33 +403,44 @@ class _Trainer:
         cfg, tok, d = self.cfg, self.tok, self.d
         mask = MaskConfig(mask_prob=cfg.data.mask_prob, whole_word=cfg.data.whole_word_mask)
         return BatchIterator(
-            self.prep.shards, self.prep.probs, start=self.at.step, end=self.budget.total_steps, prefetch=1,
-            pin_memory=self.device.type == "cuda",
+            self.prep.shards, self.prep.probs, start=self.at.step, end=self.budget.total_steps, prefetch=2,
+            workers=loader_workers(cfg.data.loader_workers, self.device), pin_memory=self.device.type == "cuda",
             accum=self.accum, seed=cfg.seed, rank=d.rank, world_size=d.world_size, batch_blocks=self.micro,
             seq_len=cfg.data.seq_len, mask=mask, vocab_size=tok.vocab_size, mask_id=tok.mask_id,
             special_ids=tok.special_ids, word_starts=tok.is_word_start if cfg.data.whole_word_mask else None)
 
+    def host_plan(self, micro_batches: list[dict]) -> tuple[list, list[int], float, bool]:
+        """The host's part of a step: where the head runs in each micro-batch, the masked-token counts of this
+        process and of the global batch, and whether any process was asked to stop; all from CPU tensors."""
+        pad = self.model.config.padding_idx
+        plans = [predicted_positions(b["input_ids"], b["labels"], pad) for b in micro_batches]
+        n_micro = [p.n for p in plans]
+        # normalise by the masked tokens of the whole global batch (fairseq's sample_size): the preemption flag
+        # rides along in the same gloo all-reduce of host numbers
+        n_global, stops = _host_sum([float(sum(n_micro)), float(self.preempt.signum is not None)], self.d)
+        return plans, n_micro, n_global, stops > 0
+
     def step(self, fwd, ddp_model, micro_batches: list[dict]) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """One optimizer step on the global batch; returns (loss, grad norm) on the device and the step's lr."""
+        """One optimizer step on the global batch; returns (loss, grad norm) on the device and the step's lr.
+
+        Nothing is read back from the device: the counts come from the host's batches (:meth:`host_plan`).
+        """
         cfg, d, device, model = self.cfg, self.d, self.device, self.model
         torch.manual_seed(_step_seed(cfg.seed, self.at.step, d.rank))
         model.train()
-        # normalise by the masked tokens of the whole global batch (fairseq's sample_size), counted in the
-        # host's batches (the model predicts exactly the labels != -100), so nothing waits for the device;
-        # NCCL reduces device tensors only
-        n_micro = [int((b["labels"] != -100).sum()) for b in micro_batches]
-        n_global = _all_reduce(torch.tensor(float(sum(n_micro)), device=self.n_dev), d).item()
+        plans, n_micro, n_global, self.stop_now = self.host_plan(micro_batches)
         loss_sum = torch.zeros((), device=device)
         for m, b in enumerate(micro_batches):
             sync = m == self.accum - 1 or d.world_size == 1
             ctx = contextlib.nullcontext() if sync else ddp_model.no_sync()
             with ctx, autocast(device, cfg.precision.dtype):
-                out = fwd(b["input_ids"].to(device, non_blocking=True), b["labels"].to(device, non_blocking=True))
+                out = fwd(b["input_ids"].to(device, non_blocking=True),
+                          predicted=plans[m].to(device, non_blocking=True))
                 # the global mean over masked tokens: this micro-batch's share is loss · n_micro / n_global;
                 # DDP averages gradients over processes, so scaling by world size makes that a sum
                 (out.loss * (float(n_micro[m]) * d.world_size / n_global)).backward()
             loss_sum += out.loss_sum.detach().float()
-        loss_t = _all_reduce(loss_sum, d) / n_global  # stays on the device until read back
+        loss_t = _all_reduce(loss_sum, d) / max(n_global, 1.0)  # stays on the device until read back
         grad_norm_t = torch.nn.utils.clip_grad_norm_(
             model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf"))
         lr = self.optimizer.param_groups[0]["lr"]
@@ -384,89 +461,132 @@ class _Trainer:
                             f"checkpoint is {good[0] if good else 'none'}; lower optim.lr or raise "
                             "schedule.warmup_steps and restart")
 
-    def loop(self, stop_after: int | None) -> bool:
-        """Step until the budget is spent (True) or ``stop_after`` is reached (False, checkpointed)."""
-        cfg, d, device, b, model = self.cfg, self.d, self.device, self.budget, self.model
-        ddp_model = model
-        if d.world_size > 1:
-            ddp_model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
+    def read_back(self, unread: list[tuple[int, torch.Tensor]], grad_norm_t: torch.Tensor) -> float:
+        """Read the unread steps' losses and the last grad norm from the device in one copy; check them."""
+        *losses, grad_norm = torch.stack([x for _, x in unread] + [grad_norm_t.float()]).tolist()
+        self.loss = losses[-1]
+        self.check_finite(unread, losses)
+        return grad_norm
+
+    def wrap(self):
+        """The model as the step calls it: DDP over processes, the layers compiled, as ``cfg.precision`` says."""
+        cfg, d, device, model = self.cfg, self.d, self.device, self.model
         if cfg.precision.activation_checkpointing:
             model.set_activation_checkpointing(True)
-        fwd = torch.compile(ddp_model) if cfg.precision.compile else ddp_model
-        preempt = _PreemptFlag()
+        if cfg.precision.compile:
+            model.compile_layers()  # not the whole model: the head's shapes change with every batch
+        if d.world_size == 1:
+            return model
+        if cfg.precision.bf16_grad_allreduce and device.type != "cuda":
+            raise XlmrError("precision.bf16_grad_allreduce=true needs NCCL (CUDA devices): set it to false on CPU")
+        # Gradients live in DDP's buckets (no copy in and out). static_graph is not valid here: with it the
+        # second step's gradients differ from one process's (torch 2.13, test_two_process_gloo_matches_one_process;
+        # the tied embedding gets gradients from two places), and under no_sync it fails outright.
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True)
+        if cfg.precision.bf16_grad_allreduce:
+            from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+            ddp.register_comm_hook(None, default_hooks.bf16_compress_hook)
+        return ddp
+
+    def loop(self, stop_after: int | None) -> bool:
+        """Step until the budget is spent (True) or ``stop_after`` is reached (False, checkpointed)."""
+        cfg, d, device, b = self.cfg, self.d, self.device, self.budget
+        fwd = ddp_model = self.wrap()
+        preempt = self.preempt = _PreemptFlag()
         preempt.install()
-        peak = _peak_flops(device)
         progress = None
         if d.is_main:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=b.total_steps, initial=self.at.step, desc=self.run_dir.name, unit="step",
                             disable=None, dynamic_ncols=True, file=sys.stderr)
-        t_log, tok_log = time.time(), 0
+            self.echo = bool(progress.disable)  # tqdm shows nothing away from a terminal
+        # throughput and MFU over the steps' time only: evaluation and checkpoints are timed and taken out
+        t_log, tok_log, steps_log, paused = time.time(), 0, 0, 0.0
         self.t_run = time.time()
         unread: list[tuple[int, torch.Tensor]] = []  # (step, loss on the device) not read back yet
         try:
             with self.batches() as batches:
                 for _, micro_batches in batches:
                     loss_t, grad_norm_t, lr = self.step(fwd, ddp_model, micro_batches)
-                    step = self.at.step
+                    step, stop_now = self.at.step, self.stop_now
                     tok_log += b.tokens_per_step
+                    steps_log += 1
                     log_now = step % cfg.log_interval == 0 or step == b.total_steps
                     eval_now = bool(cfg.eval.interval) and step % cfg.eval.interval == 0 and step < b.total_steps
                     save_now = step % cfg.checkpoint.interval == 0 or step == b.total_steps
-                    stop = torch.tensor(float(preempt.signum is not None), device=self.n_dev)
-                    stop_now = bool(_all_reduce(stop, d, dist.ReduceOp.MAX if d.world_size > 1 else None).item())
                     halt = stop_after is not None and step >= stop_after and step < b.total_steps
-                    # Read the loss back: on CPU every step; on CUDA only where a value is used (log, evaluation,
-                    # checkpoint, stop) and at this process's first step, so the host does not wait for the device
-                    # each step. Either way the first non-finite step is the one named, before any save.
-                    if self.loss is None or device.type != "cuda":
-                        unread = []
+                    # Read the loss back only where a value is used (log, evaluation, checkpoint, stop) and at this
+                    # process's first step, so the host never waits for the device in between; the first
+                    # non-finite step of those read is the one named, before any save.
                     unread.append((step, loss_t))
-                    if (device.type != "cuda" or self.loss is None or log_now or eval_now or save_now or stop_now
-                            or halt):
-                        *losses, grad_norm = torch.stack([x for _, x in unread] + [grad_norm_t.float()]).tolist()
-                        self.loss = losses[-1]
-                        self.check_finite(unread, losses)
+                    if self.loss is None or log_now or eval_now or save_now or stop_now or halt:
+                        grad_norm = self.read_back(unread, grad_norm_t)
                         unread = []
                     if d.is_main and log_now:
-                        self.log(lr, grad_norm, tok_log, time.time() - t_log, peak)
-                        t_log, tok_log = time.time(), 0
+                        self.log(lr, grad_norm, tok_log, steps_log, time.time() - t_log - paused)
+                    if log_now:
+                        t_log, tok_log, steps_log, paused = time.time(), 0, 0, 0.0
+                    t_pause = time.time()
                     if progress is not None:
                         progress.update(1)
                         progress.set_postfix(loss=f"{self.loss:.3f}", refresh=False)
                     if eval_now:
                         if d.is_main:
                             rundir.append_metrics(self.run_dir, {"step": step, "tokens": self.at.tokens,
-                                                                 "eval": self.heldout()})
+                                                                 "eval": without_blocks(self.heldout())})
                         _barrier(d)
                     if stop_now:
                         self.save()
+                        if d.is_main:  # the line `sweeps/launch.py status` tells an interrupted run by
+                            print(f"xlmr: interrupted by {signal.Signals(preempt.signum).name} at step {step}: saved "
+                                  f"{rundir.checkpoint_path(self.run_dir, step)}; the run resumes from it",
+                                  file=sys.stderr, flush=True)
                         preempt.forward()
                     if save_now or halt:
                         self.save()
                     if halt:
                         return False
+                    if eval_now or save_now:
+                        _sync(device)  # what they queued is theirs, not the next step's
+                        paused += time.time() - t_pause
         finally:
             preempt.restore()
             if progress is not None:
                 progress.close()
+            if self.tracker is not None:
+                self.tracker.flush()
         return True
 
-    def log(self, lr: float, grad_norm: float, tokens: int, dt: float, peak: float | None) -> None:
-        """One metrics.jsonl record of the current step; throughput over the ``tokens`` of the last ``dt`` s."""
+    def log(self, lr: float, grad_norm: float, tokens: int, steps: int, step_s: float) -> None:
+        """One metrics.jsonl record of the current step; throughput over the ``steps`` (``tokens``, global) of
+        the last ``step_s`` seconds of stepping (evaluation and checkpoints left out).
+
+        MFU is per device: the steps' FLOPs over the time, the world size and one device's peak (None: unknown).
+        """
         b, at = self.budget, self.at
+        ok = step_s > 0
         rec = {"step": at.step, "tokens": at.tokens, "flops": at.flops, "loss": self.loss,
                "loss_bits": self.loss / LN2, "lr": lr, "grad_norm": grad_norm,
-               "tokens_per_s": tokens / dt if dt > 0 else None, "wall_s": self.wall_s()}
-        if peak:
-            rec["mfu"] = b.flops_per_step * (tokens / b.tokens_per_step) / dt / peak
+               "tokens_per_s": tokens / step_s if ok else None, "step_s": step_s / steps if ok else None,
+               "mfu": b.flops_per_step * steps / step_s / (self.d.world_size * self.peak) if ok and self.peak
+               else None, "wall_s": self.wall_s()}
         rundir.append_metrics(self.run_dir, rec)
+        if self.tracker is not None:
+            self.tracker.log_train(rec)
+        if self.echo:
+            speed = f", {rec['tokens_per_s']:,.0f} tok/s" if rec["tokens_per_s"] else ""
+            print(f"{self.run_dir.name}: step {at.step}/{b.total_steps}, loss {rec['loss_bits']:.3f} bits, "
+                  f"lr {lr:.2e}{speed}, {self.wall_s():.0f}s", flush=True)
 
     def heldout(self) -> dict:
         """Held-out masked-LM loss per language, in bits per UTF-8 byte, on fixed blocks and mask draws."""
-        return evaluate_heldout(self.model, self.prep, self.cfg, self.device)
+        per_lang = evaluate_heldout(self.model, self.prep, self.cfg, self.device)
+        if self.tracker is not None:
+            self.tracker.log_heldout(self.at.step, per_lang)
+        return per_lang
 
     def finish(self) -> rundir.RunRecord | None:
         """Score the held-out text and write final.json (main process); the record, None on other ranks."""
@@ -478,7 +598,8 @@ class _Trainer:
                 meta = prep.shards.meta[lang]
                 r.update(train_tokens=meta["train_tokens"], train_bytes=meta["train_bytes"],
                          prob=prep.probs.get(lang), seen=lang in prep.langs)
-            rundir.append_metrics(self.run_dir, {"step": at.step, "tokens": at.tokens, "eval": per_lang})
+            rundir.append_metrics(self.run_dir, {"step": at.step, "tokens": at.tokens,
+                                                 "eval": without_blocks(per_lang)})
             record = rundir.RunRecord(
                 name=cfg.name or self.run_dir.name, run_dir=str(self.run_dir), tags=list(cfg.tags), seed=cfg.seed,
                 model_size=cfg.model.size, model=asdict(self.model.config), params=self.model.param_counts(),
@@ -486,10 +607,13 @@ class _Trainer:
                 langs=prep.langs, n_langs=len(prep.langs), eval_langs=prep.eval_langs,
                 steps=at.step, tokens=at.tokens, flops=at.flops, wall_s=self.wall_s(), world_size=self.d.world_size,
                 final_train_loss_bits=self.loss / LN2 if self.loss is not None else None,
+                repetition=repetition(at.tokens, prep.probs, unique_tokens(prep.shards, prep.langs)),
                 per_lang={lang: rundir.LangResult.from_dict(r) for lang, r in per_lang.items()},
                 tokenizer=str(tok.model_file), checkpoint=str(rundir.list_checkpoints(self.run_dir)[0]),
                 completed=_now())
             rundir.write_final(self.run_dir, record)
+            if self.tracker is not None:
+                self.tracker.close()
         _barrier(self.d)
         return record
 
@@ -498,18 +622,43 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def train(cfg: RunConfig, *, stop_after: int | None = None) -> dict | None:
+def _planned_steps(cfg: RunConfig, info: dict) -> int:
+    """``resolve_budget``'s steps from the run's config.json (its FLOPs per step), without building the model."""
+    s = cfg.schedule
+    if s.steps:
+        return s.steps
+    if s.tokens:
+        return math.ceil(s.tokens / cfg.data.batch_tokens)
+    return math.ceil(s.flops / info["flops_per_step"])
+
+
+def train(cfg: RunConfig, *, stop_after: int | None = None, restart: bool = False) -> dict | None:
     """Train (or resume, or return at once if complete) the run in ``cfg.run_dir``; returns final.json's content.
 
-    ``stop_after``: save the checkpoint of that step and return None without final.json, as a preempted job
-    stops; a later call resumes from it.
+    A run directory holds one run: a config that would change the trajectory of the run there is refused
+    (``rundir.check_same_run``) unless ``restart`` moves the old run aside first. A larger budget trains a
+    finished run on. ``stop_after``: save the checkpoint of that step and return None without final.json, as a
+    preempted job stops; a later call resumes from it.
     """
-    if not cfg.run_dir:
-        raise XlmrError("run_dir is not set: give run_dir=PATH")
+    check_config(cfg)
     run_dir = Path(cfg.run_dir).absolute()  # paths in final.json must not depend on the working directory
+    if restart:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise XlmrError("--restart moves the run directory aside before the processes start: run it in one "
+                            "process (or move the directory yourself), then start the job")
+        moved = rundir.move_aside(run_dir)
+        if moved is not None:
+            print(f"xlmr: moved the old run in {run_dir} to {moved}", file=sys.stderr, flush=True)
+    changes = rundir.check_same_run(run_dir, cfg)
     done = rundir.read_final(run_dir)
     if done is not None:
-        return done.to_dict()
+        if not (changes and changes.grown) or _planned_steps(cfg, rundir.read_info(run_dir)) <= done.steps:
+            return done.to_dict()
+        if int(os.environ.get("RANK", "0")) == 0:
+            rundir.retire_final(run_dir)
+    if changes and changes.grown:
+        print(f"xlmr: {run_dir.name}: {changes.describe(changes.grown)}: the run trains on from its last checkpoint, "
+              "its learning-rate decay laid over the new length", file=sys.stderr, flush=True)
     t_start = time.time()
     t = _Trainer(cfg, run_dir)
     t.write_info(t.resume())
@@ -529,8 +678,15 @@ def train(cfg: RunConfig, *, stop_after: int | None = None) -> dict | None:
 def _cli_train(args) -> int:
     items = list(args.items)
     config = items.pop(0) if items and "=" not in items[0] else None
-    cfg = load_config(config, items)
-    final = train(cfg)
+    run = Path(config) if config else None
+    if run is not None and run.is_file() and run.name == rundir.CONFIG_FILE and "config" in rundir.read_info(
+            run.parent, missing_ok=True):
+        run = run.parent
+    if run is not None and run.is_dir():  # a run directory (or its config.json): resume it as it was started
+        cfg = apply_overrides(replace(rundir.run_config(run), run_dir=str(run)), items)
+    else:
+        cfg = load_config(config, items)
+    final = train(cfg, restart=args.restart)
     langs = final["per_lang"]
     print(f"{final['name']}: {final['steps']} steps, {final['tokens']:,} tokens, {final['wall_s']:.0f}s; "
           f"held-out bits/byte " + ", ".join(f"{k} {v['bpb']:.3f}" for k, v in sorted(langs.items())))
@@ -538,7 +694,10 @@ def _cli_train(args) -> int:
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser("train", help="train (or resume) one run: xlmr train [CONFIG] [key.sub=value ...]")
+    p = sub.add_parser("train", help="train (or resume) one run: xlmr train [CONFIG|RUN_DIR] [key.sub=value ...]")
     p.add_argument("items", nargs="*", metavar="CONFIG|key=value",
-                   help="a YAML or JSON run config, then overrides such as schedule.steps=200 data.langs=en,de")
+                   help="a YAML or JSON run config, or a run directory (or its config.json) to resume, then "
+                        "overrides such as schedule.steps=200 data.langs=en,de")
+    p.add_argument("--restart", action="store_true",
+                   help="move an existing run in run_dir aside (to .old/ beside it) and start afresh")
     p.set_defaults(func=_cli_train)
