@@ -214,7 +214,11 @@ _DEMO = Preset(vocab_size=2000, seq_len=64, batch_tokens=64 * 32, steps=800, lr=
                tokenizer_sample_lines=20_000, checkpoint_interval=400, log_interval=25,
                shared_tokenizer=True, vocab_lang_count=10, designs=("matched",), relations=("none", "related",
                                                                                               "unrelated"),
-               target_share=2 / 3, device_flops=65e9, token_overhead_s=18e-6, **_DESIGN_LANGS)
+               target_share=2 / 3, device_flops=65e9, token_overhead_s=18e-6, **_DESIGN_LANGS,
+               max_epochs=7.0,
+               repeat_reason="the vocabulary sweep's ten-language set holds te and th, whose few hundred KB repeat "
+                             "about 6 epochs at the demo's budget (the capacity sweep stays under 4: bg 3.7); the "
+                             "laws fit effective data (D_eff)")
 
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
@@ -224,7 +228,11 @@ PRESETS: dict[str, Preset] = {
     "cpu": dataclasses.replace(_DEMO, steps=1500, widths=(32, 64, 128), vocabs=(1000, 2000, 4000, 8000),
                                designs=("matched",), target_share=0.5,
                                relations=("none", "related", "unrelated"),
-                               checkpoint_interval=500, log_interval=50),
+                               checkpoint_interval=500, log_interval=50, max_epochs=14.0,
+                               repeat_reason="the demo corpus at 1.9x the demo's tokens per target, so that capacity "
+                                             "starts to bind on 2 cores: the capacity sweep's smallest languages (bg, "
+                                             "sl, gu, mr, ta) repeat up to 7 epochs, the vocabulary sweep's (te, th, "
+                                             "as, ro, tr) up to 14; the laws fit effective data (D_eff)"),
     # one GPU, the large demo corpus profile (``xlmr corpus demo --profile large``): many small runs rather than a
     # few long ones, as its low-resource targets hold only 0.4-0.7M unique tokens each under 16K pieces. The
     # targets alone see 6.6M tokens (800 steps of 8K), so no language exceeds 4 epochs at budget 1 of any design;
@@ -733,7 +741,10 @@ def model_size(scale: str = "demo", seeds: tuple[int, ...] = (0,), root: str | o
     """The scale's named sizes trained on the same data and the same number of tokens."""
     p = _preset(scale)
     corpus = _corpus_for(scale, corpus)
-    langs = PAPER_LANG_SETS[100] if scale == "paper" else tuple(_scale_sizes(p, corpus)) if p.min_lang_bytes else ()
+    # the scale's design languages where it has them (every demo language would not fit its small vocabulary)
+    design = p.targets + p.related + p.unrelated
+    langs = (PAPER_LANG_SETS[100] if scale == "paper" else tuple(_scale_sizes(p, corpus)) if p.min_lang_bytes
+             else design)
     vocab = 250_000 if scale == "paper" else p.vocab_size  # XLM-R's own vocabulary at the paper's sizes
     runs = []
     for size in p.sizes:
