@@ -141,7 +141,9 @@ def test_plan_prints_epochs_per_language_and_run_refuses_before_training(demo_co
     big = ["--set", "schedule.steps=40000", "--only", "matched-none-L006-h64-*", "--suites", "none"]
     out = subprocess.run([*LAUNCH, "plan", "capacity_dilution", *common, *big], capture_output=True, text=True,
                          timeout=600)
-    assert "warning: 1 of 1 runs train" in out.stdout and "refuses above 4 epochs" in out.stdout
+    limit = sweeps.PRESETS["demo"].max_epochs  # above 4 with the preset's stated reason, which plan shows
+    assert "warning: 1 of 1 runs train" in out.stdout and f"refuses above {limit:g} epochs" in out.stdout
+    assert sweeps.PRESETS["demo"].repeat_reason in out.stdout
     out = subprocess.run([*LAUNCH, "run", "capacity_dilution", *common, *big, "--executor", "local"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 2

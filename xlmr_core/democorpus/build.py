@@ -40,8 +40,8 @@ from .sources import (
 )
 from .text import looks_english, main_script, script_ok
 
-# bump when a change to the sources, parsers or filters changes the files: ensure_demo_corpus rebuilds then
-BUILDER_VERSION = 2
+# bump when a change to the sources, parsers, filters or meta.json changes a build: ensure_demo_corpus rebuilds then
+BUILDER_VERSION = 3
 EVAL_SETS = ("instguide", "udhr_para", "udhr_article", "docs_heldout")
 # what ensure_demo_corpus builds (the defaults of build_demo_corpus)
 DEFAULT_SETTINGS = {"holdout_percent": 10, "min_bytes": 20000, "sources": list(DEFAULT_SOURCES)}
@@ -230,12 +230,9 @@ def build_demo_corpus(out_dir: str | os.PathLike, cache_dir: str | os.PathLike |
 def read_meta(out_dir: str | os.PathLike) -> dict | None:
     """meta.json of a finished build in ``out_dir``, or None if there is none (or it is unreadable)."""
     try:
-        meta = json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
+        return json.loads((Path(out_dir) / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if isinstance(meta, dict):
-        meta.setdefault("profile", "default")  # builds from before the profiles were the default one
-    return meta
 
 
 def _is_current(meta: dict | None, profile: str = "default") -> bool:
