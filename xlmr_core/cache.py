@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import XlmrError
-from .fsutil import atomic_dir, atomic_write_json, file_lock
+from .fsutil import atomic_dir, atomic_write_json, file_lock, file_sha256
 
 KEY_FILE = "cache_key.json"
 MANIFEST_FILE = "manifest.json"
@@ -50,12 +50,10 @@ def entry_path(kind: str, key: dict, root: str | os.PathLike | None = None) -> P
 
 def _checksum(path: Path, size: int) -> dict:
     """SHA-256 of the whole file if it is small, else of SAMPLE_PAGES pages spread evenly over it."""
+    if size <= FULL_HASH_MAX:
+        return {"sha256": file_sha256(path)}
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        if size <= FULL_HASH_MAX:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-            return {"sha256": h.hexdigest()}
         for i in range(SAMPLE_PAGES):  # first page, last page and the ones between
             f.seek((size - _PAGE) * i // (SAMPLE_PAGES - 1))
             h.update(f.read(_PAGE))

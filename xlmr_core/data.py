@@ -40,7 +40,7 @@ import numpy as np
 
 from . import cache
 from .errors import XlmrError
-from .fsutil import atomic_dir, atomic_write_json
+from .fsutil import atomic_dir, atomic_write_json, file_sha256
 
 FORMAT_VERSION = 1
 """Version of the shard layout; part of the cache key (bump it when the encoding changes)."""
@@ -101,15 +101,6 @@ def line_hash(line: bytes) -> int:
 
 # ----------------------------------------------------------------------------------------------
 # Fingerprints (cache keys)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a whole file (tokenizer models are small)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_fingerprint(path: str | os.PathLike) -> dict:

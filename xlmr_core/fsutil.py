@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +17,15 @@ from .errors import XlmrError
 
 # what a full disk, an exhausted quota or a file-size limit (ulimit -f) look like to a write
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a whole file, read a MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def is_disk_full(e: BaseException) -> bool:

@@ -50,10 +50,9 @@ from pathlib import Path
 
 from .. import __version__, cache
 from ..errors import XlmrError
-from ..fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_lock
+from ..fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_lock, file_sha256
 from .build import BUILDER_VERSION as CORPUS_BUILDER_VERSION
 from .build import ensure_demo_corpus, read_meta
-from .fetch import sha256_file
 from .text import looks_english, norm_space, script_ok, stable_hash
 
 # bump when a change to the selection, the split or the files changes the output: ensure_ddtp rebuilds then
@@ -217,7 +216,7 @@ def fetch_indexes(apt_dir: str | os.PathLike | None = None, codes: Iterable[str]
                 "apt_get_update": {"returncode": r.returncode, "warnings": warnings[:20],
                                    "seconds": round(time.perf_counter() - t, 1)},
                 "sources": sources, "languages_requested": ["en", *codes],
-                "files": {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file()}})
+                "files": {f.name: file_sha256(f) for f in sorted(tmp.iterdir()) if f.is_file()}})
         log(f"apt-get update: {time.perf_counter() - t:.1f} s")
     return lists
 

@@ -17,7 +17,6 @@ from the cache is reproducible.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import XlmrError
-from ..fsutil import atomic_write_json, file_lock
+from ..fsutil import atomic_write_json, file_lock, file_sha256
 
 # the Debian package that provides each tool the builder runs
 _TOOL_PACKAGE = {"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg", "dpkg": "dpkg",
@@ -56,15 +55,6 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 
 def _tail(r: subprocess.CompletedProcess, n: int = 400) -> str:
     return " ".join((r.stderr.strip() or r.stdout.strip())[-n:].split())
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dpkg_cmp(a: str, b: str) -> int:
@@ -221,6 +211,6 @@ class Fetcher:
         for p, f in sorted(self.debs_used.items()):
             _, version, arch = parse_deb_name(f.name)
             debs.append({"package": p, "version": version, "arch": arch, "file": f.name,
-                         "sha256": sha256_file(f)})
-        npm = [{"spec": s, "file": f.name, "sha256": sha256_file(f)} for s, f in sorted(self.npm_used.items())]
+                         "sha256": file_sha256(f)})
+        npm = [{"spec": s, "file": f.name, "sha256": file_sha256(f)} for s, f in sorted(self.npm_used.items())]
         return {"debian": debs, "npm": npm}
