@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from train_step import RESULTS, masked_batches  # noqa: E402
 
+from xlmr_core.cliutil import OneLineParser  # noqa: E402
 from xlmr_core.model import LOGITS_BUDGET, SIZES  # noqa: E402
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 (SXM), no sparsity
@@ -631,15 +632,9 @@ def profile_best(sb: SizeBench, out: dict, save) -> None:
 # ---------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit status 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="benchmarks/gpu.py", description=__doc__.splitlines()[0],
-                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="benchmarks/gpu.py", description=__doc__.splitlines()[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="base,large", help="named sizes from xlmr_core.model.SIZES (comma-separated)")
     ap.add_argument("--batch", type=int, default=None, help="baseline sequences per step (default: base 32, large 16)")
     ap.add_argument("--seq", type=int, default=512)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_train import losses, small_config
 
-from xlmr_core import hf, rundir
+from xlmr_core import rundir
 from xlmr_core.model import XLMRForMaskedLM, model_config
 from xlmr_core.train import _Trainer, train
 
@@ -41,8 +41,8 @@ def test_every_loader_reads_onto_the_cpu_and_the_rng_state_is_a_cpu_byte_tensor(
     monkeypatch.setattr(torch, "set_rng_state", set_rng_state)
     final = train(cfg)  # resumes from step 4
     assert final["steps"] == 6 and len(losses(run_dir)) == 6
-    model, _ = hf.load_checkpoint(final["checkpoint"])  # export-hf's loader
-    model, _, _ = rundir.load_run(run_dir)  # evaluation's and fine-tuning's loader
+    model, _, _ = rundir.load_run(final["checkpoint"])  # a checkpoint file (export-hf)
+    model, _, _ = rundir.load_run(run_dir)  # a run directory (evaluation, fine-tuning)
     model, _, _ = rundir.load_run(run_dir, device="meta")  # as on a GPU: read on the CPU, then the model moved
     assert asked and all(m == "cpu" for m in asked), asked
     assert rng_states == [("cpu", torch.uint8)]

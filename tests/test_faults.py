@@ -19,7 +19,7 @@ from xlmr_core.config import RunConfig, apply_overrides, load_config
 from xlmr_core.corpus import validate_languages
 from xlmr_core.data import ShardSet, shards_for
 from xlmr_core.errors import XlmrError
-from xlmr_core.rundir import list_checkpoints, load_checkpoint
+from xlmr_core.rundir import list_checkpoints, read_checkpoint_state
 from xlmr_core.tokenizer import tokenizer_for
 from xlmr_core.train import prepare, train
 
@@ -287,7 +287,7 @@ def test_a_full_disk_while_writing_a_checkpoint(demo_corpus, small_cache, tmp_pa
                     f"quota or file-size limit was reached); nothing was left half-written: free space in {ck} "
                     f"and restart: the run resumes from {ck / 'step_00000004.pt'}")
     assert sorted(p.name for p in ck.iterdir()) == ["step_00000004.pt"]  # no partial file
-    state, path = load_checkpoint(run_dir)
+    state, path = read_checkpoint_state(run_dir)
     assert state["step"] == 4 and path == ck / "step_00000004.pt"
     assert not (run_dir / "final.json").exists()
     final = train(load_config(None, over))  # with space again: resumed, and finished
@@ -303,7 +303,7 @@ def test_a_full_disk_while_writing_final_json(demo_corpus, small_cache, tmp_path
     assert line.startswith(f"xlmr: error: cannot write {run_dir / 'final.json'}: File too large")
     assert not (run_dir / "final.json").exists() and not list(run_dir.glob(".final.json.*"))
     assert not jobs.is_done(run_dir, need_eval=False)
-    state, path = load_checkpoint(run_dir)
+    state, path = read_checkpoint_state(run_dir)
     assert state["step"] == 12 and path == run_dir / "checkpoints" / "step_00000012.pt"
     assert train(load_config(None, over))["steps"] == 12
     assert (run_dir / "final.json").exists()

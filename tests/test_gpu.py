@@ -1,7 +1,7 @@
 """GPU checks (``pytest -m gpu``; skipped without CUDA): bf16 autocast with the flash and efficient SDPA kernels, the
 masked-only head against the full head in bf16, a fused-AdamW bf16 step, the trainer's CUDA path (loss read back
 only where used, tokens/s and MFU in metrics.jsonl, the NaN guard still naming the first bad step) and the
-benchmark's variants on a small model. ``benchmarks/gpu_check.py`` runs these first on the GPU machine.
+benchmark's variants on a small model. ``scripts/gpu_check.py`` runs these first on the GPU machine.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def test_resume_on_cuda_continues_the_run(demo_corpus, tmp_path):
 def test_nan_guard_on_cuda_names_the_first_bad_step(demo_corpus, tmp_path):
     """Read back every step or only at logs/checkpoints: the same (first) non-finite step is named."""
     from xlmr_core.errors import XlmrError
-    from xlmr_core.rundir import load_checkpoint
+    from xlmr_core.rundir import read_checkpoint_state
     from xlmr_core.train import train
 
     blow_up = {"optim.lr": 1e30, "schedule.warmup_steps": 0, "optim.grad_clip": 0}
@@ -155,7 +155,7 @@ def test_nan_guard_on_cuda_names_the_first_bad_step(demo_corpus, tmp_path):
             train(cfg)
         step = int(str(e.value).split(" at step ")[1].split()[0])
         named.append(step)
-        state, _ = load_checkpoint(run_dir)
+        state, _ = read_checkpoint_state(run_dir)
         assert state is None or state["step"] < step  # nothing saved from the bad step on
     assert named[0] == named[1]
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(BENCHMARKS))
+sys.path.insert(0, str(SCRIPTS))
 
 import gpu  # noqa: E402
 import gpu_check as gc  # noqa: E402
@@ -92,7 +94,7 @@ def test_dry_run_of_a_subset_with_budgets(capsys, tmp_path):
 ])
 def test_bad_arguments_give_one_clear_line(capsys, argv, words):
     line = one_line_error(capsys, gc.main, argv + (["--dry-run"] if argv[0] == "run" else []))
-    assert line.startswith("benchmarks/gpu_check.py") and words in line
+    assert line.startswith("scripts/gpu_check.py") and words in line
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from xlmr_core import hf
+from xlmr_core import hf, rundir
 from xlmr_core.errors import XlmrError
 from xlmr_core.model import ModelConfig, XLMRForMaskedLM, model_config
 
@@ -229,7 +229,7 @@ def test_cli_import_then_export_from_checkpoint_and_run_dir(tmp_path, spm_model)
     assert _cli(["import-hf", str(d), str(tmp_path / "ckpt.pt")]) == 0
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert ckpt["model_config"]["hidden_size"] == 48
-    model, _ = hf.load_checkpoint(tmp_path / "ckpt.pt")
+    model, _, _ = rundir.load_run(tmp_path / "ckpt.pt")
     with torch.no_grad():
         assert (model.logits(x) - ref).abs().max() < 1e-5
 
@@ -242,7 +242,7 @@ def test_cli_import_then_export_from_checkpoint_and_run_dir(tmp_path, spm_model)
     bad = {"model": model.state_dict(), "model_config": dict(ckpt["model_config"], hidden_size=64)}
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(XlmrError, match=r"weight 'embed\.norm\.bias' is \(48,\), the model_config implies \(64,\)"):
-        hf.load_checkpoint(tmp_path / "bad.pt")
+        rundir.load_run(tmp_path / "bad.pt")
 
 
 @pytest.mark.timeout(300)
@@ -266,7 +266,7 @@ def test_cli_export_of_a_run_the_trainer_left_unfinished_then_finished(tmp_path,
     x = batch(vocab=302)
 
     assert _cli(["export-hf", str(run), str(tmp_path / "unfinished")]) == 0
-    ours, _ = hf.load_checkpoint(rundir.checkpoint_path(run, 3))
+    ours, _, _ = rundir.load_run(rundir.checkpoint_path(run, 3))
     with torch.no_grad():
         assert (hf_logits(tmp_path / "unfinished", x) - ours.logits(x)).abs().max() < 1e-5
     assert (tmp_path / "unfinished" / hf.SPM_NAME).read_bytes() == spm.read_bytes()
@@ -274,6 +274,6 @@ def test_cli_export_of_a_run_the_trainer_left_unfinished_then_finished(tmp_path,
     final = train(cfg)  # resumes from step 3
     assert final["steps"] == 6 and rundir.run_checkpoint(run) == rundir.checkpoint_path(run, 6)
     assert _cli(["export-hf", str(run), str(tmp_path / "finished")]) == 0
-    ours, _ = hf.load_checkpoint(rundir.checkpoint_path(run, 6))
+    ours, _, _ = rundir.load_run(rundir.checkpoint_path(run, 6))
     with torch.no_grad():
         assert (hf_logits(tmp_path / "finished", x) - ours.logits(x)).abs().max() < 1e-5

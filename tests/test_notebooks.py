@@ -1,5 +1,6 @@
-"""The analysis notebooks, executed by papermill against the results of real (tiny) sweeps run in this session
-through the launcher's debug executor: every figure is written and the numbers drawn match the results table."""
+"""The analysis notebooks, executed by papermill against the tidy tables of real (tiny) studies run in this session
+through the launcher's debug executor: every figure is written, the numbers drawn match the results read straight
+from the run directories, and a study short of its planned runs stops a notebook with one line."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ import pytest
 
 from xlmr_core import finetune, jobs, notebooks, results, sweeps
 from xlmr_core.config import apply_overrides
+from xlmr_core.errors import XlmrError
 
 NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "scaling_laws", "explore")
+STUDY = {"capacity_dilution": "capacity_dilution", "vocab_scaling": "vocab_scaling", "sampling_alpha": "sampling_alpha",
+         "scaling_laws": "capacity_dilution", "explore": "capacity_dilution"}
+"""The study each notebook is run against here (the laws on the capacity runs, as the demo study does)."""
+PARAMETERS = ("study_root", "figures_dir", "planned_runs", "partial")
 # the debug model for a few steps on short blocks: seconds per run; small tokenizers, cached across runs
 TINY = ["model.size=debug", "schedule.steps=6", "data.seq_len=32", "data.batch_tokens=256",
         "data.micro_batch_blocks=0", "data.tokenizer_sample_lines=8000", "eval.max_blocks=2", "eval.draws=1",
@@ -66,14 +72,16 @@ def tiny_results(tmp_path_factory, demo_corpus) -> Path:
              if c.name.startswith(("a0.3-", "a1-"))]
     assert len(alpha) == 2
     _launch(alpha, root, "sampling_alpha")
+    for study in ("capacity_dilution", "vocab_scaling", "sampling_alpha"):  # what `collect` does
+        results.write_table(results.tidy(results.run_dirs(root / study)), root / study)
     return root
 
 
 @pytest.fixture(scope="module")
 def executed(tiny_results, tmp_path_factory) -> Path:
     figures = tmp_path_factory.mktemp("figures")
-    out = notebooks.run_notebooks(tiny_results, figures, names=NOTEBOOKS, parameters={"n_boot": 20},
-                                  echo=lambda *_: None)
+    out = notebooks.run_notebooks(NOTEBOOKS, {nb: tiny_results / s for nb, s in STUDY.items()}, figures,
+                                  parameters={"n_boot": 20}, echo=lambda *_: None)
     assert sorted(out) == sorted(NOTEBOOKS)
     return figures
 
@@ -187,9 +195,39 @@ def test_plotted_numbers_match_the_results_table(executed, tiny_results):
     np.testing.assert_allclose(got.loc[want.index].to_numpy(), want.to_numpy(), rtol=1e-9)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_study_short_of_its_plan_stops_the_notebook_in_one_line(tiny_results, tmp_path):
+    root = tiny_results / "capacity_dilution"
+    with pytest.raises(XlmrError) as e:
+        notebooks.run_notebook("capacity_dilution", root, tmp_path, planned_runs=9)
+    msg = str(e.value)
+    assert "\n" not in msg and f"{root.resolve()}: 8 of 9 planned runs have results; finish the study" in msg
+    assert "pass partial=True to draw what is there" in msg and not list(tmp_path.glob("*.png"))
+    # the plan by run names: the missing one is named; partial draws what is there
+    alpha = tiny_results / "sampling_alpha"
+    with pytest.raises(XlmrError, match=r"2 of 3 planned runs .*\(without: a0.7-s0\)$"):
+        notebooks.run_notebook("sampling_alpha", alpha, tmp_path,
+                               planned_runs=[*results.per_run(results.read_table(alpha))["run"], "a0.7-s0"])
+    names = [*results.per_run(results.read_table(root))["run"], "matched-related-h9-s0"]
+    out = notebooks.run_notebook("explore", root, tmp_path, planned_runs=names, partial=True)
+    assert out == tmp_path / "explore.ipynb" and (tmp_path / "explore_curves.png").exists()
+
+
+def test_notebooks_are_package_data_linked_from_the_repository():
+    repo = Path(__file__).resolve().parents[1]
+    assert sorted(notebooks.notebook_names()) == sorted(NOTEBOOKS)
+    for name in NOTEBOOKS:
+        path = notebooks.notebook_path(name)
+        assert path.parent == Path(notebooks.__file__).parent / "nb"
+        assert (repo / "notebooks" / f"{name}.ipynb").resolve() == path.resolve()  # jupyter lab notebooks/…
+    with pytest.raises(XlmrError, match="no notebook 'nope'; the notebooks are capacity_dilution"):
+        notebooks.notebook_path("nope")
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebooks_are_stored_without_outputs(name):
-    path = notebooks.NOTEBOOK_DIR / f"{name}.ipynb"
+    path = notebooks.notebook_path(name)
     nb = json.loads(path.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert code
@@ -200,5 +238,12 @@ def test_notebooks_are_stored_without_outputs(name):
     params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1
     src = "".join(params[0]["source"])
-    for key in ("results_dir", "figures_dir", "sweep"):
+    for key in PARAMETERS:
         assert f"{key} =" in src
+    assert 'planned_runs = None' in src and "partial = False" in src
+    # the defaults work from the repository root: papermill notebooks/<name>.ipynb out.ipynb
+    assert f'study_root = "results/{notebooks.ANALYSIS[name]}"' in src and "../" not in src
+    # the results come from the study's table, figures from its frames: no field paths of final.json
+    body = "".join("".join(c["source"]) for c in code)
+    assert "results.read_table(study_root, planned_runs=planned_runs, partial=partial)" in body
+    assert "eval." not in body and "load_long" not in body and "final.json" not in body

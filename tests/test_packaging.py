@@ -1,11 +1,16 @@
 """Packaging: one version source, a licence and a citation that agree with it, conda environments that match
-pyproject's dependencies, and ``xlmr --version`` that works before torch can be imported."""
+pyproject's dependencies, ``xlmr --version`` that works before torch can be imported, and a non-editable install
+(outside the repository) that answers ``xlmr --version``, finds its notebooks and draws figures with them."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -66,3 +71,77 @@ def test_conda_environment_matches_pyproject(env):
             names = [torch_name]
         assert names and names[0] in conda, f"{env} lacks {name}"
         assert conda[names[0]] == bounds, f"{env}: {names[0]}{conda[names[0]]} but pyproject {name}{bounds}"
+
+
+# ---------------------------------------------------------------- a non-editable install
+
+
+@dataclass
+class Installed:
+    """The package installed with ``pip install --target site`` (not editable) from a copy of the source."""
+
+    site: Path
+    """What pip installed: ``xlmr_core/`` with its package data, ``bin/`` with the console scripts."""
+    work: Path
+    """A working directory outside the repository (and outside ``site``)."""
+
+
+def run_installed(inst: Installed, *argv: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``argv`` (``python`` means this interpreter: torch & co. from its environment) run in ``inst.work`` with
+    only the installed package on PYTHONPATH; fails the test with its output unless it exits 0."""
+    argv = [sys.executable, *argv[1:]] if argv[0] == "python" else [str(inst.site / "bin" / argv[0]), *argv[1:]]
+    env = {**os.environ, "PYTHONPATH": str(inst.site), "PYTHONNOUSERSITE": "1"}
+    out = subprocess.run(argv, cwd=inst.work, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{argv} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def installed_package(tmp_path_factory) -> Installed:
+    """pip builds a wheel of a copy of the repository's package (no network, no build isolation, no
+    dependencies) and installs it into a directory of its own."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "xlmr_core", src / "xlmr_core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    site = tmp_path_factory.mktemp("site")
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                          "--quiet", "--target", str(site), str(src)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return Installed(site=site, work=tmp_path_factory.mktemp("work"))
+
+
+@pytest.mark.timeout(300)
+def test_installed_package_answers_version(installed_package):
+    want = f"xlmr {xlmr_core.__version__}"
+    assert run_installed(installed_package, "python", "-m", "xlmr_core", "--version").stdout.strip() == want
+    assert run_installed(installed_package, "xlmr", "--version").stdout.strip() == want
+    code = "import xlmr_core; print(xlmr_core.__file__)"
+    where = Path(run_installed(installed_package, "python", "-c", code).stdout.strip())
+    assert where.is_relative_to(installed_package.site), where  # the install, not the repository
+
+
+@pytest.mark.timeout(300)
+def test_installed_package_draws_figures_with_its_notebooks(installed_package):
+    """The packaged notebooks are found inside the install and one of them runs against a small study (two copies
+    of the fixture run, collected into the study's table) from a directory outside the repository."""
+    pytest.importorskip("papermill", reason="running notebooks needs the notebook extra")
+    inst = installed_package
+    code = "from xlmr_core import notebooks; print(notebooks.notebook_path('capacity_dilution'))"
+    path = Path(run_installed(inst, "python", "-c", code).stdout.strip())
+    assert path.is_relative_to(inst.site) and path.is_file()
+    study = inst.work / "results" / "sampling_alpha"
+    for name in ("fixture-s0", "fixture-s1"):
+        shutil.copytree(REPO / "tests" / "fixtures" / "run_v0", study / name)
+        cfg = json.loads((study / name / "config.json").read_text())
+        cfg["config"]["name"] = name
+        (study / name / "config.json").write_text(json.dumps(cfg))
+    code = ("import sys; from pathlib import Path; from xlmr_core import notebooks, results\n"
+            "assert Path(notebooks.__file__).is_relative_to(sys.argv[1]), notebooks.__file__\n"
+            "root = Path('results/sampling_alpha')\n"
+            "results.write_table(results.tidy(results.run_dirs(root)), root)\n"
+            "print(notebooks.run_notebook('sampling_alpha', root, 'figures', planned_runs=2, timeout_s=240))")
+    out = run_installed(inst, "python", "-c", code, str(inst.site), timeout=280).stdout.strip().splitlines()[-1]
+    assert (inst.work / out).is_file() and Path(out).name == "sampling_alpha.ipynb"
+    for ext in ("png", "pdf", "csv"):
+        assert (inst.work / "figures" / f"sampling_alpha.{ext}").stat().st_size > 0

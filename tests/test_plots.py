@@ -1,5 +1,6 @@
-"""xlmr_core.plots on small results frames with the columns of ``results.load_long``: the numbers drawn on the
-Axes are the frame's seed means and standard deviations, the trend is numpy's least squares, files are written."""
+"""xlmr_core.plots on small results frames with the columns of ``results.per_lang`` (the tidy table, one row per run
+and language): the numbers drawn on the Axes are the frame's seed means and standard deviations, the trend is
+numpy's least squares, files are written."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlmr_core import plots
+from xlmr_core import plots, units
 from xlmr_core.errors import XlmrError
 
 HIGH, LOW, MID = ["en", "fr", "de"], ["sw", "ur"], ["it", "pt", "nl", "ja", "ko", "pl", "id"]
 
 
 def _capacity_frame(seeds=(0, 1, 2), widths=(128, 192), counts=(5, 7, 10)) -> pd.DataFrame:
-    """One row per run and language, as results.load_long: bpb grows with log2(languages), shrinks with width."""
+    """One row per run and language, as results.per_lang: bpb grows with log2(languages), shrinks with width."""
     rng = np.random.default_rng(0)
     rows = []
     sizes = {lang: 10 ** (7 - i * 0.3) for i, lang in enumerate(HIGH + MID + LOW)}
@@ -36,9 +37,9 @@ def _capacity_frame(seeds=(0, 1, 2), widths=(128, 192), counts=(5, 7, 10)) -> pd
                         "seen": lang != "eu", "train_bytes": sizes.get(lang, 1e4),
                         "prob": 1.0 / n if lang != "eu" else np.nan,
                         "bpb": base + rng.normal(0, 0.02), "acc": 0.3 - 0.02 * np.log2(n) + rng.normal(0, 0.01),
-                        "eval.retrieval.udhr_para.to_pivot": np.nan if lang == "en" else rng.uniform(0.2, 0.6),
-                        "eval.retrieval.udhr_para.from_pivot": np.nan if lang == "en" else rng.uniform(0.2, 0.6),
-                        "eval.retrieval.instguide.to_pivot": np.nan if lang == "en" else rng.uniform(0.2, 0.6),
+                        "retrieval.udhr_para.to_pivot": np.nan if lang == "en" else rng.uniform(0.2, 0.6),
+                        "retrieval.udhr_para.from_pivot": np.nan if lang == "en" else rng.uniform(0.2, 0.6),
+                        "retrieval.instguide.to_pivot": np.nan if lang == "en" else rng.uniform(0.2, 0.6),
                     })
     return pd.DataFrame(rows)
 
@@ -108,7 +109,7 @@ def test_capacity_retrieval_and_matched_tokens_panels():
     data = fig.plotted_data
     # retrieval: mean over sets and directions per language, then over the group's languages, then seeds
     sub = df[(df["group"] == "low") & (df["width"] == 128)].copy()
-    sub["r"] = sub[[c for c in df.columns if c.startswith("eval.retrieval.")]].mean(axis=1)
+    sub["r"] = sub[[c for c in df.columns if c.startswith("retrieval.")]].mean(axis=1)
     want = sub.groupby(["run", "n_langs"])["r"].mean().groupby("n_langs").mean()
     got = data[(data["panel"] == "retrieval:low") & (data["series"] == "width=128")].set_index("x")["y"]
     np.testing.assert_allclose(got.sort_index().to_numpy(), want.to_numpy())
@@ -119,6 +120,21 @@ def test_capacity_retrieval_and_matched_tokens_panels():
     paper = data[data["series"] == "paper (XNLI acc.)"]
     assert list(paper["x"]) == [7, 100] and list(paper["y"]) == [71.8, 67.7]
     assert any("paper (XNLI acc" in (t.get_ylabel() or "") for t in fig.axes)
+
+
+def test_load_long_frames_draw_the_same():
+    # results.load_long names the suites' columns eval.<suite>.…; the figures read them under the tidy names
+    df = _capacity_frame()
+    legacy = df.rename(columns={c: f"eval.{c}" for c in df.columns if c.startswith("retrieval.")})
+    a, b = plots.capacity_dilution(df), plots.capacity_dilution(legacy)
+    pd.testing.assert_frame_equal(a.plotted_data, b.plotted_data)
+    pd.testing.assert_series_equal(plots.retrieval_accuracy(df), plots.retrieval_accuracy(legacy))
+
+
+def test_si_is_the_launchers_format():
+    assert plots.si is units.si
+    assert [units.si(x) for x in (1_234_567, 4e9, 12, 999.4, 1500, 2.5e12, -3e6)] == \
+        ["1.23M", "4.00B", "12", "999", "1.50K", "2.50T", "-3.00M"]
 
 
 def test_groups_from_training_bytes_without_tags():
@@ -142,7 +158,7 @@ def test_vocab_scaling_panels():
                 for lang, bpb, tpc in (("en", 2.0 - v / 1e4 + s / 100, 0.5 - v / 2e4), ("de", 2.2, 0.45)):
                     rows.append({"run": f"v{v}-{mode}-s{s}", "status": "done", "seed": s, "vocab": v, "mode": mode,
                                  "lang": lang, "seen": True, "bpb": bpb, "params_embedding": emb,
-                                 "params_total": total, "eval.tokenizer.tokens_per_char": tpc})
+                                 "params_total": total, "tokenizer.tokens_per_char": tpc})
     df = pd.DataFrame(rows)
     fig = plots.vocab_scaling(df)
     data = fig.plotted_data

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xlmr_core import hf, jobs, results, rundir
+from xlmr_core import jobs, results, rundir
 from xlmr_core.errors import XlmrError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v0"
@@ -58,13 +58,15 @@ def test_old_checkpoints_are_found_and_load(old_run):
     assert [rundir.checkpoint_step(p) for p in rundir.list_checkpoints(old_run)] == [4, 2]
     # final.json names the checkpoint by the path it was written at; the moved directory's copy is used
     assert rundir.run_checkpoint(old_run) == rundir.checkpoint_path(old_run, 4)
-    state, path = rundir.load_checkpoint(old_run)
+    state, path = rundir.read_checkpoint_state(old_run)
     assert state["step"] == 4 and path == rundir.checkpoint_path(old_run, 4)
-    model, _ = hf.load_checkpoint(path)
+    model, _, _ = rundir.load_run(path, tokenizer=False)  # the fixture's tokenizer file was not kept
     assert model.config.hidden_size == 8 and model.config.vocab_size == 302
     with torch.no_grad():
         assert torch.isfinite(model.logits(torch.tensor([[0, 5, 6, 2]]))).all()
     assert rundir.run_config(old_run).data.langs == ("en", "de")
+    model, _, cfg = rundir.load_run(old_run, tokenizer=False)  # the run directory: final.json's checkpoint
+    assert model.config.hidden_size == 8 and cfg.data.langs == ("en", "de") and not model.training
 
 
 def test_old_run_reads_into_the_results_frames(old_run):

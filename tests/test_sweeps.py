@@ -267,23 +267,44 @@ def test_status_of_a_killed_local_run_shows_failed_with_its_error(tmp_path):
 
 
 def test_default_suites_include_ddtp_transfer_beyond_the_demo_scale():
-    import importlib.util
+    from xlmr_core import evaluate, studies
+    from xlmr_core.studycli import parse_suites
 
-    from xlmr_core import evaluate
+    assert parse_suites("all") == (*evaluate.SUITES, *evaluate.TRANSFER_SUITES) == studies.ALL_SUITES
+    assert parse_suites("none") == () and parse_suites("bpb,ddtp") == ("bpb", "ddtp") and parse_suites(None) is None
+    # every study with a notebook runs DDTP at every scale but the demo's (its 10 minutes)
+    for name in ("capacity_dilution", "vocab_scaling", "sampling_alpha", "demo"):
+        recipe = studies.STUDIES[name]
+        assert "ddtp" in recipe.suites_at("cpu") and "ddtp" not in recipe.suites_at("demo"), name
+    assert studies.SCALE_SKIPS == {"demo": ("ddtp",)}
+    assert "scaling_laws" in [nb.name for nb in studies.STUDIES["scaling_laws"].notebooks]
 
-    def module(name):
-        spec = importlib.util.spec_from_file_location(f"_sweeps_{name}", REPO / "sweeps" / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
 
-    launch, demo = module("launch"), module("demo")
-    assert launch._suites(None) == (*evaluate.SUITES, "ddtp") and launch._suites("none") == ()
-    assert launch._suites("bpb,ddtp") == ("bpb", "ddtp")
-    # the demo script runs DDTP at every scale but the demo's (its 10 minutes), for each sweep with a notebook
-    assert all("ddtp" in demo.SUITES[s] for s in ("capacity_dilution", "vocab_scaling", "sampling_alpha"))
-    assert demo.DEMO_SKIPS == ("ddtp",)
-    assert "scaling_laws" in demo.NOTEBOOKS["scaling_laws"]
+def test_every_study_at_every_scale_it_claims(tmp_path, demo_corpus, gpu_corpus):
+    from xlmr_core import studies
+
+    assert "demo" in studies.STUDIES
+    for name, recipe in studies.STUDIES.items():
+        for scale in recipe.scales:
+            study = studies.get_study(name, scale, (0, 3), tmp_path, _corpus(scale, demo_corpus, gpu_corpus))
+            assert study.name == name and study.scale == scale and study.root == tmp_path / name
+            assert len(study.runs) > 0 and set(study.planned_runs) == set(study.suites)
+            for c in study.own_runs:
+                assert Path(c.run_dir) == study.root / c.name
+            for c in study.shared_runs:  # owned by another study of the table, kept in its directory
+                assert study.owner(c) in studies.STUDIES and Path(c.run_dir).parent == tmp_path / study.owner(c)
+            if name == "scaling_laws":
+                assert {study.owner(c) for c in study.shared_runs} == {"capacity_dilution"}
+            else:
+                assert not study.shared_runs, name
+            for nb in study.notebooks:
+                assert (REPO / "notebooks" / f"{nb.name}.ipynb").exists() or (
+                    REPO / "xlmr_core" / "nb" / f"{nb.name}.ipynb").exists(), nb.name
+        for scale in set(sweeps.SCALES) - set(recipe.scales):
+            with pytest.raises(sweeps.XlmrError, match=f"study {name} has no scale '{scale}'; choose one of"):
+                studies.get_study(name, scale, (0,), tmp_path)
+    # the paper scale plans without a corpus, as the sweeps do
+    assert len(studies.get_study("capacity_dilution", "paper", (0,), tmp_path).runs) == 11
 
 
 # ---------------------------------------------------------------- done means done for what was asked

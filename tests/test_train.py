@@ -18,7 +18,7 @@ from conftest import TEST_LANGS, TEST_SAMPLE_LINES, TEST_VOCAB
 
 from xlmr_core.config import RunConfig, apply_overrides, load_config, to_dict
 from xlmr_core.errors import XlmrError
-from xlmr_core.rundir import list_checkpoints, load_checkpoint, load_run
+from xlmr_core.rundir import list_checkpoints, load_run, read_checkpoint_state
 from xlmr_core.train import train
 
 LANGS = TEST_LANGS  # the same tokenizer and shards as the demo_tokenizer fixture (built once)
@@ -166,7 +166,7 @@ def test_corrupt_checkpoint_falls_back(demo_corpus, reference_run, tmp_path):
     (run_dir / "final.json").unlink()
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated by a crash
     with pytest.warns(UserWarning, match="unreadable"):
-        state, path = load_checkpoint(run_dir)
+        state, path = read_checkpoint_state(run_dir)
     assert path == previous and state["step"] == 8
     with pytest.warns(UserWarning, match="unreadable"):
         train(cfg)
@@ -184,7 +184,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(demo_corpus, tmp_path):
         train(cfg)
     step = int(str(e.value).split(" at step ")[1].split()[0])
     assert not (run_dir / "final.json").exists()
-    state, path = load_checkpoint(run_dir)
+    state, path = read_checkpoint_state(run_dir)
     assert state is not None and state["step"] == step - 1 and str(path) in str(e.value)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -270,6 +271,63 @@ class LogConfig:
             raise XlmrError(f"log.wandb={self.wandb!r}: use off, offline or online")
 
 
+MAX_DERIVED = 16
+"""At most 16 derived languages (``xlmr_core.derived``: language k lives in Unicode plane k)."""
+ORDERS = ("none", "inverted", "permuted")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeriveConfig:
+    """``derive:`` — train on K languages derived from one source language (off while ``k`` is 0)."""
+
+    k: int = 0
+    """Number of derived languages (1-16; 0: off). Codes ``<prefix>00`` … ; language 0 is the source itself."""
+    source: str = ""
+    """The source language file, ``<lang>.txt[.gz|.xz|.zst]``, one paragraph or document per line."""
+    share: float = 0.0
+    """Fraction of the source's piece types that keep their id in every language (0: disjoint, 1: the same)."""
+    order: str = "none"
+    """Word order of languages k ≥ 1: ``none``, ``inverted`` (reversed within sentences) or ``permuted``."""
+    parallel: bool = False
+    """Every language trains on the same documents (slice 0) instead of a disjoint slice of its own."""
+    slices: int = 16
+    """The source's training documents are cut into this many equal slices, whatever ``k``: runs with
+    different K see the same slices and the same held-out documents."""
+    heldout_lines: int = 500
+    """Source documents held out, the same in every language (evaluation, retrieval)."""
+    seed: int = 0
+    """Seed of the slices, the shared piece types and the permutations."""
+    prefix: str = "x"
+    """Language codes are ``<prefix><k:02d>``."""
+
+    def __post_init__(self):
+        if not 0 <= self.k <= MAX_DERIVED:
+            raise XlmrError(f"derive.k={self.k} is out of range: give 1 to {MAX_DERIVED} derived languages (0: off)")
+        if not 1 <= self.slices <= MAX_DERIVED:
+            raise XlmrError(f"derive.slices={self.slices} must be in 1..{MAX_DERIVED}")
+        if self.k > self.slices and not self.parallel:
+            raise XlmrError(f"derive.k={self.k} needs as many slices of the source: derive.slices={self.slices}; "
+                            f"set derive.slices={self.k} (or derive.parallel=true)")
+        if not 0.0 <= self.share <= 1.0:
+            raise XlmrError(f"derive.share={self.share} is out of range: give a fraction in [0, 1] "
+                            "(0: disjoint vocabularies, 1: the same language)")
+        if self.order not in ORDERS:
+            raise XlmrError(f"derive.order={self.order!r}: choose one of {', '.join(ORDERS)}")
+        if self.heldout_lines < 2:
+            raise XlmrError(f"derive.heldout_lines={self.heldout_lines} must be at least 2")
+        if not re.fullmatch(r"[a-z]{1,8}", self.prefix):
+            raise XlmrError(f"derive.prefix={self.prefix!r}: give 1-8 lowercase letters")
+
+    @property
+    def on(self) -> bool:
+        return self.k > 0
+
+    def codes(self, k: int | None = None) -> list[str]:
+        """Codes of the first ``k`` (default: all ``self.k``) derived languages."""
+        return [f"{self.prefix}{i:02d}" for i in range(self.k if k is None else k)]
+
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """One training run: everything that determines its result, and where it goes."""
@@ -286,6 +344,8 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(steps=100))
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    derive: DeriveConfig = field(default_factory=DeriveConfig)
+    """Derived languages from one source (``xlmr_core.derived``); off while ``derive.k`` is 0."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log_interval: int = 10
     """Append to metrics.jsonl every this many steps."""

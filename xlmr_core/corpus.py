@@ -421,6 +421,8 @@ def add_cli(sub) -> None:
 
     from .democorpus import add_demo_cli
     from .democorpus.ddtp import add_ddtp_cli
+    from .democorpus.labsource import add_lab_cli
 
     add_demo_cli(corpus_sub)
     add_ddtp_cli(corpus_sub)
+    add_lab_cli(corpus_sub)

@@ -4,6 +4,10 @@
 ``model.pt`` into :class:`~xlmr_core.model.XLMRForMaskedLM`; ``export`` writes a directory that
 ``transformers.XLMRobertaForMaskedLM.from_pretrained`` (pre-LN: ``XLMRobertaXLForMaskedLM``) loads, with the
 SentencePiece tokenizer when there is one. transformers itself is never imported here.
+
+Our own checkpoints are written here (``save_checkpoint``, ``xlmr import-hf``) and read, from a run directory or a
+checkpoint file, by ``rundir.load_run``: one way from a checkpoint to a model (:mod:`xlmr_core.weights`), which
+``load`` shares once the external keys are mapped to ours.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import io
 import json
 import re
 import shutil
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -21,6 +25,7 @@ import torch
 from . import fsutil, rundir
 from .errors import XlmrError
 from .model import ModelConfig, XLMRForMaskedLM
+from .weights import model_from_state, state_shapes
 
 SPM_NAME = "sentencepiece.bpe.model"  # the name in XLM-R's fairseq release and on the HF hub
 
@@ -92,14 +97,9 @@ def _fairseq_keys(config: ModelConfig, sd: dict) -> list[tuple[str, list[str]]]:
     return pairs + _top_pairs(config, f"{s}layer_norm", "encoder.lm_head")
 
 
-def _expected_shapes(config: ModelConfig) -> dict[str, torch.Size]:
-    with torch.device("meta"):
-        return {k: v.shape for k, v in XLMRForMaskedLM(config).state_dict().items()}
-
-
 def _gather(sd: dict, pairs, config: ModelConfig, source: str, ignored: re.Pattern) -> dict:
     """Our state dict from an external one, with one clear error for a missing/unknown key or a wrong shape."""
-    shapes = _expected_shapes(config)
+    shapes = state_shapes(config)
     ours, used = {}, set()
     for key, names in pairs:
         missing = [n for n in names if n not in sd]
@@ -121,15 +121,6 @@ def _gather(sd: dict, pairs, config: ModelConfig, source: str, ignored: re.Patte
                         f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}; "
                         "not an XLM-R masked-LM checkpoint of this shape")
     return ours
-
-
-def _build(config: ModelConfig, state: dict) -> XLMRForMaskedLM:
-    """A model holding ``state``, in eval mode (built on the meta device: no wasted random init)."""
-    with torch.device("meta"):
-        model = XLMRForMaskedLM(config)
-    state = {k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v for k, v in state.items()}
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.eval()
 
 
 def from_hf_state_dict(sd: dict, config: ModelConfig, source: str = "state dict") -> dict:
@@ -244,7 +235,7 @@ def load(path: str | Path, *, num_heads: int | None = None) -> tuple[XLMRForMask
     spm = spm if spm.exists() else None
     if spm is not None:
         _check_vocab(config, spm)
-    return _build(config, state), spm
+    return model_from_state(config, state), spm
 
 
 def _check_vocab(config: ModelConfig, spm: Path) -> None:
@@ -257,32 +248,7 @@ def _check_vocab(config: ModelConfig, spm: Path) -> None:
                         f"has {config.vocab_size} rows; use the tokenizer the model was trained with")
 
 
-# ---- our checkpoints ----------------------------------------------------------------------------------------
-
-def load_checkpoint(path: str | Path) -> tuple[XLMRForMaskedLM, dict]:
-    """Our model (eval mode) from a checkpoint ``{"model": state_dict, "model_config": dict, ...}``, and the dict."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise XlmrError(f"{path}: cannot read checkpoint ({str(e).splitlines()[0]})") from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise XlmrError(f"{path}: not an xlmr checkpoint (needs keys 'model' and 'model_config')")
-    names = {f.name for f in fields(ModelConfig)}
-    unknown = sorted(set(ckpt["model_config"]) - names)
-    if unknown:
-        raise XlmrError(f"{path}: unknown model_config field(s) {', '.join(unknown)}")
-    config = ModelConfig(**ckpt["model_config"])
-    # DDP and torch.compile wrap names; the weights are the same
-    state = {re.sub(r"^(module\.|_orig_mod\.)+", "", k): v for k, v in ckpt["model"].items()}
-    shapes = _expected_shapes(config)
-    for key in sorted(set(state) | set(shapes)):
-        if key not in shapes or key not in state or state[key].shape != shapes[key]:
-            got = tuple(state[key].shape) if key in state else "missing"
-            want = tuple(shapes[key]) if key in shapes else "not in the model"
-            raise XlmrError(f"{path}: weight {key!r} is {got}, the model_config implies {want}")
-    return _build(config, state), ckpt
-
+# ---- our checkpoints (read them, run directory or file, with ``rundir.load_run``) ---------------------------
 
 def save_checkpoint(model: XLMRForMaskedLM, path: str | Path, **extra) -> Path:
     """Write ``{"model": state_dict, "model_config": asdict(config), **extra}`` atomically."""
@@ -363,10 +329,10 @@ def _cmd_export(args) -> int:
         ckpt_path, spm = src, None
     else:
         raise XlmrError(f"{src}: no such checkpoint file or run directory")
-    model, ckpt = load_checkpoint(ckpt_path)
-    if spm is None and isinstance(ckpt.get("tokenizer"), str):
-        spm = Path(ckpt["tokenizer"])
     spm = Path(args.tokenizer) if args.tokenizer else spm
+    # the tokenizer the checkpoint records where neither --tokenizer nor the run names one
+    model, tok, _ = rundir.load_run(ckpt_path, tokenizer=spm is None)
+    spm = spm or (tok.model_file if tok is not None else None)
     export(model, args.out, spm)
     print(f"wrote {args.out} from {ckpt_path}" + (f" with tokenizer {spm}" if spm else " (no tokenizer)"))
     return 0

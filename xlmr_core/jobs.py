@@ -4,17 +4,20 @@ interrupted (resumable), failed or new.
 The job holds only the run config (as DINOv2's launcher does): all resume logic lives in the trainer, which
 continues from the newest checkpoint in ``run_dir``. ``<run_dir>/job.json`` records the latest submission
 (executor, job id, log paths) so that a relaunch can ask the scheduler whether the run is still queued or
-running instead of starting a second copy.
+running instead of starting a second copy. ``EvalJob`` evaluates a finished run and never trains (``xlmr-sweep
+eval``). Each run has its own launch lock (``run_lock``), so two studies that share a run never submit it twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import re
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from .fsutil import atomic_write_json
 from .rundir import (
     check_same_run,
     config_changes,
-    config_path,
+    final_path,
     has_checkpoints,
     is_done,  # noqa: F401  (read through jobs as well)
     missing_suites,
@@ -75,7 +78,37 @@ class TrainJob(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(TrainJob(self.cfg, self.suites, self.eval_options))
 
     def __repr__(self) -> str:
-        return f"TrainJob({self.cfg.run_dir!r})"
+        return f"{type(self).__name__}({self.cfg.run_dir!r})"
+
+
+class EvalJob(TrainJob):
+    """Evaluate a finished run with the suites it lacks or holds with another config (all of them with
+    ``refresh``); never trains, even where the config asks for more steps."""
+
+    def __init__(self, cfg: RunConfig, suites: tuple[str, ...] | None = None, eval_options: dict | None = None,
+                 refresh: bool = False):
+        super().__init__(cfg, suites, eval_options)
+        self.refresh = refresh
+
+    def __call__(self) -> dict:
+        env = _job_env()
+        run_dir = self.cfg.run_dir
+        if (env is None or env.global_rank == 0) and self.suites != ():
+            from .evaluate import evaluate_run
+
+            final = read_final(run_dir)
+            if final is None:
+                raise XlmrError(f"{run_dir} has no final.json: the run is not trained (`run` trains it)")
+            wanted = wanted_suites(self.suites, self.eval_options)
+            todo = list(wanted) if self.refresh else missing_suites(final, wanted)
+            if todo:
+                evaluate_run(run_dir, todo, **self.eval_options)
+        final = read_final(run_dir)
+        return {"run_dir": run_dir, "name": self.cfg.name, "params": final.params if final else None,
+                "eval": sorted(final.eval) if final else []}
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(EvalJob(self.cfg, self.suites, self.eval_options, self.refresh))
 
 
 def wanted_suites(suites: tuple[str, ...] | None, eval_options: dict | None = None) -> dict[str, dict]:
@@ -111,10 +144,11 @@ def read_job(run_dir: str | os.PathLike) -> dict | None:
 
 
 def record_job(run_dir: str | os.PathLike, job, executor: str, suites: tuple[str, ...] | None = None,
-               wanted: dict[str, dict] | None = None) -> dict:
-    """Write ``<run_dir>/job.json`` (atomically) for a job just submitted; ``wanted``: its suites' configs."""
+               wanted: dict[str, dict] | None = None, kind: str = "train") -> dict:
+    """Write ``<run_dir>/job.json`` (atomically) for a job just submitted; ``wanted``: its suites' configs;
+    ``kind``: ``train`` (train, then evaluate) or ``eval`` (evaluate only)."""
     paths = job.paths
-    rec = {"executor": executor, "job_id": str(job.job_id), "folder": str(paths.folder),
+    rec = {"executor": executor, "job_id": str(job.job_id), "kind": kind, "folder": str(paths.folder),
            "suites": None if suites is None else list(suites), "suite_configs": wanted,
            "stdout": str(paths.stdout), "stderr": str(paths.stderr),
            "submitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -427,36 +461,84 @@ class Submitted:
     """run name -> job id."""
 
 
+Suites = tuple[str, ...] | None | Mapping[str, tuple[str, ...] | None]
+"""Evaluation suites of a launch: one tuple for every run (None: ``evaluate.SUITES``; (): none), or one per run
+name (``studies.Study.suites``)."""
+
+
 def _need_eval(suites) -> bool:
     return suites != ()
 
 
-def _check_same_runs(cfgs: list[RunConfig], suites, wanted, restart: bool) -> None:
-    """Before anything is submitted: every run directory holds the run its config asks for (or none), or, with
-    ``restart``, the other run there is not queued or running (it is moved aside when its turn comes)."""
+def _suites_by_run(cfgs: list[RunConfig], suites, eval_options: dict | None
+                   ) -> dict[str, tuple[tuple[str, ...] | None, dict[str, dict] | None]]:
+    """{run name: (its suites, their {suite: config} or None for no evaluation)}."""
+    memo: dict = {}
+    out = {}
     for cfg in cfgs:
-        changes = config_changes(cfg.run_dir, cfg)
-        if changes is None or not changes.differ:
-            continue
-        if not restart:
-            check_same_run(cfg.run_dir, cfg, restart="--restart")
-        st = run_state(cfg.run_dir, _need_eval(suites), suites=wanted)
-        if st.active:
-            raise XlmrError(f"{cfg.run_dir} holds another run that is {st.state} (job {st.job_id}): cancel it "
-                            "before --restart")
+        s = suites.get(cfg.name) if isinstance(suites, Mapping) else suites
+        s = None if s is None else tuple(s)
+        if s not in memo:
+            memo[s] = wanted_suites(s, eval_options) if s != () else None
+        out[cfg.name] = (s, memo[s])
+    return out
 
 
-def _to_submit(cfgs: list[RunConfig], suites, wanted=None, restart: bool = False
-               ) -> tuple[list[RunConfig], dict[str, str], dict[str, str]]:
+def run_lock(run_dir: str | os.PathLike) -> Path:
+    """The lock file of a run's launches, beside its directory (which may be moved aside while it is held)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def _locked(cfgs: list[RunConfig]):
+    """Hold the launch locks of ``cfgs``, taken in one global order (no two launches wait on each other)."""
+    from .fsutil import file_lock
+
+    with contextlib.ExitStack() as stack:
+        for path in sorted({os.path.abspath(run_lock(c.run_dir)) for c in cfgs}):
+            stack.enter_context(file_lock(path))
+        yield
+
+
+def _check_same_run(cfg: RunConfig, suites, wanted, restart: bool) -> None:
+    """Before anything is submitted: the run directory holds the run its config asks for (or none), or, with
+    ``restart``, the other run there is not queued or running (it is moved aside when its turn comes)."""
+    changes = config_changes(cfg.run_dir, cfg)
+    if changes is None or not changes.differ:
+        return
+    if not restart:
+        check_same_run(cfg.run_dir, cfg, restart="--restart")
+    st = run_state(cfg.run_dir, _need_eval(suites), suites=wanted)
+    if st.active:
+        raise XlmrError(f"{cfg.run_dir} holds another run that is {st.state} (job {st.job_id}): cancel it "
+                        "before --restart")
+
+
+def _to_submit(cfgs: list[RunConfig], per_run, restart: bool = False, eval_only: bool = False,
+               refresh: bool = False) -> tuple[list[RunConfig], dict[str, str], dict[str, str]]:
     """(runs to submit, {run: why skipped}, {run: what its job does besides training from the start or on})."""
     todo, skipped, notes = [], {}, {}
     for cfg in cfgs:
+        suites, wanted = per_run[cfg.name]
         st = run_state(cfg.run_dir, _need_eval(suites), suites=wanted)
         if st.active:
             skipped[cfg.name] = st.state
             continue
         changes = config_changes(cfg.run_dir, cfg)
-        if changes is not None and changes.differ:
+        if eval_only:
+            if changes is not None and changes.differ:
+                skipped[cfg.name] = (f"holds a run of another config ({changes.describe(changes.differ)}); "
+                                     "`run --restart` replaces it")
+                continue
+            if not final_path(cfg.run_dir).exists():
+                skipped[cfg.name] = f"not trained ({st.state}): `run` trains it"
+                continue
+            if st.state == "done" and not (refresh and suites != ()):
+                skipped[cfg.name] = st.state
+                continue
+            notes[cfg.name] = "evaluation only" + (" (every suite again)" if refresh else f" ({st.detail})")
+        elif changes is not None and changes.differ:
             if not restart:
                 check_same_run(cfg.run_dir, cfg, restart="--restart")
             notes[cfg.name] = f"restarted, the old run moved to {move_aside(cfg.run_dir)}"
@@ -472,40 +554,50 @@ def _to_submit(cfgs: list[RunConfig], suites, wanted=None, restart: bool = False
 
 
 def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str | os.PathLike,
-           suites: tuple[str, ...] | None = None, wait: bool | None = None, echo=print,
-           eval_options: dict | None = None, restart: bool = False) -> Submitted:
+           suites: Suites = None, wait: bool | None = None, echo=print, eval_options: dict | None = None,
+           restart: bool = False, eval_only: bool = False, refresh: bool = False) -> Submitted:
     """Submit the runs that are neither done nor queued/running; SLURM runs go as one job array.
 
-    A finished run that lacks some of ``suites`` (or holds one with another config) gets a job that only
-    evaluates them. A run directory holding a run of another config is refused before anything is submitted,
-    or with ``restart`` moved aside. The check and the submission happen under a lock on the sweep directory,
-    so two launches at once never submit the same run twice. The local executor runs at most
-    ``array_parallelism`` (default 1) runs at a time and waits for them; the debug executor runs them one after
-    the other in this process.
+    ``suites``: one tuple for every run or one per run name. A finished run that lacks some of its suites (or
+    holds one with another config) gets a job that only evaluates them. With ``eval_only`` (``xlmr-sweep eval``)
+    only finished runs are submitted, as ``EvalJob``s that never train (``refresh``: every suite again). A run
+    directory holding a run of another config is refused before anything is submitted, or with ``restart``
+    moved aside. The check and the submission of a run happen under its own lock (``run_lock``), so two
+    launches at once, of one study or of two that share the run, never submit it twice. Job logs go to
+    ``sweep_dir/logs``. The local executor runs at most ``array_parallelism`` (default 1) runs at a time and
+    waits for them; the debug executor runs them one after the other in this process.
     """
-    wanted = wanted_suites(suites, eval_options) if suites != () else None
+    per_run = _suites_by_run(cfgs, suites, eval_options)
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    lock = sweep_dir / ".launch.lock"
     # SLURM: one log folder per job; local/debug: one folder (submitit's local controller would create a
     # literal "%j" directory)
     logs = sweep_dir / "logs" / ("%j" if kind == "slurm" else kind)
-    name = f"xlmr-{sweep_dir.name}"
+    name = f"xlmr-{sweep_dir.name}" + ("-eval" if eval_only else "")
+    job_kind = "eval" if eval_only else "train"
+
+    def make_job(cfg):
+        s = per_run[cfg.name][0]
+        return EvalJob(cfg, s, eval_options, refresh) if eval_only else TrainJob(cfg, s, eval_options)
+
+    def record(cfg, job):
+        record_job(cfg.run_dir, job, kind, *per_run[cfg.name], kind=job_kind)
+
     submitted: list[str] = []
     jobs: dict[str, str] = {}
-    from .fsutil import file_lock
-
-    with file_lock(lock):
-        _check_same_runs(cfgs, suites, wanted, restart)
+    if not eval_only:
+        for cfg in cfgs:
+            with _locked([cfg]):
+                _check_same_run(cfg, *per_run[cfg.name], restart)
     if kind == "slurm":
-        with file_lock(lock):
-            todo, skipped, notes = _to_submit(cfgs, suites, wanted, restart)
+        with _locked(cfgs):
+            todo, skipped, notes = _to_submit(cfgs, per_run, restart, eval_only, refresh)
             if todo:
                 ex = make_executor(kind, logs, opts, name)
                 with ex.batch():
-                    handles = [ex.submit(TrainJob(cfg, suites, eval_options)) for cfg in todo]
+                    handles = [ex.submit(make_job(cfg)) for cfg in todo]
                 for cfg, job in zip(todo, handles):
-                    record_job(cfg.run_dir, job, kind, suites, wanted)
+                    record(cfg, job)
                     submitted.append(cfg.name)
                     jobs[cfg.name] = job.job_id
         for n, why in skipped.items():
@@ -519,7 +611,7 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
                 job.wait()
         return Submitted(submitted, skipped, jobs)
 
-    # local and debug: run here, a few at a time, re-checking each run under the lock just before it starts
+    # local and debug: run here, a few at a time, re-checking each run under its lock just before it starts
     ex = make_executor(kind, logs, opts, name)
     limit = max(1, opts.array_parallelism) if kind == "local" else 1
     skipped: dict[str, str] = {}
@@ -530,11 +622,11 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
     while queue or running:
         while queue and len(running) < limit:
             cfg = queue.pop(0)
-            with file_lock(lock):
-                todo, skip, notes = _to_submit([cfg], suites, wanted, restart)
+            with _locked([cfg]):
+                todo, skip, notes = _to_submit([cfg], per_run, restart, eval_only, refresh)
                 if todo:
-                    job = ex.submit(TrainJob(cfg, suites, eval_options))
-                    record_job(cfg.run_dir, job, kind, suites, wanted)
+                    job = ex.submit(make_job(cfg))
+                    record(cfg, job)
             if skip:
                 skipped.update(skip)
                 echo(f"skip {cfg.name}: {skip[cfg.name]}")
@@ -549,7 +641,8 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
         for cfg, job in list(running):
             if job.done():
                 running.remove((cfg, job))
-                st = run_state(cfg.run_dir, _need_eval(suites), suites=wanted)
+                s, wanted = per_run[cfg.name]
+                st = run_state(cfg.run_dir, _need_eval(s), suites=wanted)
                 failed += st.state != "done"
                 msg = st.state if st.state == "done" else f"{st.state}: {st.error or st.detail} (log {st.log})"
                 echo(f"[{time.time() - t0:6.0f}s] {msg:>4} {cfg.name}")
@@ -561,19 +654,38 @@ def launch(cfgs: list[RunConfig], kind: str, opts: LaunchOptions, sweep_dir: str
     return Submitted(submitted, skipped, jobs)
 
 
-def sweep_runs(sweep_dir: str | os.PathLike) -> list[Path]:
-    """Run directories of a sweep that were ever submitted or started."""
-    root = Path(sweep_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and ((p / JOB_FILE).exists() or config_path(p).exists()))
+def sweep_runs(study) -> list[Path]:
+    """The run directories of a study (``studies.Study.run_dirs``, the one list of a study's runs) or of a
+    directory (the runs found in it)."""
+    from .studies import Study, found_study
+
+    return (study if isinstance(study, Study) else found_study(study)).run_dirs()
 
 
-def sweep_status(sweep_dir: str | os.PathLike, need_eval: bool | None = None,
-                 extra: list[str | os.PathLike] = (), suites: dict[str, dict] | None = None) -> dict[str, RunState]:
-    """The state of every run of a sweep directory (plus ``extra`` run directories not yet submitted);
-    ``suites``: the {suite: config} a finished run needs (None: as each run's job was submitted)."""
+def study_status(study, suites: tuple[str, ...] | None = None, *, new: bool = True) -> dict[str, RunState]:
+    """{label: state} of every run of a study (``Study.label``: ``owner/name`` for a run another study owns), its
+    runs not yet started included (``new``). A planned run is judged by the study's suites for it (with the
+    study's ``eval_options``) or, given, by ``suites``; a run found in the study's directory but not planned, by
+    ``suites`` or as its job was submitted."""
+    per_run = _suites_by_run(list(study.runs), study.suites if suites is None else suites, study.eval_options)
+    by_dir = {os.path.abspath(c.run_dir): c.name for c in study.runs}
+    found_wanted = None if suites is None else (wanted_suites(suites, study.eval_options) if suites != () else None)
+    out = {}
+    for d in study.run_dirs(new=new):
+        name = by_dir.get(os.path.abspath(d))
+        if name is not None:
+            s, wanted = per_run[name]
+            out[study.label(d)] = run_state(d, _need_eval(s), suites=wanted)
+        else:
+            out[study.label(d)] = run_state(d, None if suites is None else _need_eval(suites), suites=found_wanted)
+    return dict(sorted(out.items()))
+
+
+def sweep_status(sweep_dir, need_eval: bool | None = None, extra: list[str | os.PathLike] = (),
+                 suites: dict[str, dict] | None = None) -> dict[str, RunState]:
+    """The state of every run of a study or a directory (plus ``extra`` run directories not yet submitted);
+    ``suites``: the {suite: config} a finished run needs (None: as each run's job was submitted). A study's own
+    suites per run: ``study_status``."""
     dirs = {p.name: p for p in sweep_runs(sweep_dir)}
     for d in extra:
         dirs.setdefault(Path(d).name, Path(d))

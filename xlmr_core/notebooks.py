@@ -1,8 +1,18 @@
-"""Run the analysis notebooks (``notebooks/*.ipynb``) with papermill; executed copies go next to the figures.
+"""Run the analysis notebooks with papermill; executed copies go next to the figures.
 
-Each notebook has a cell tagged ``parameters`` (``results_dir``, ``figures_dir``, ``sweep``); papermill injects
-the values after it. The kernel is this interpreter (``sys.executable``), whatever kernelspecs are installed,
-so a fresh virtual environment works without activation or ``ipykernel install``.
+The notebooks ship with the package (``xlmr_core/nb/*.ipynb``, package data, found with ``importlib.resources``;
+the repository's ``notebooks/`` links there for ``jupyter lab notebooks/explore.ipynb``). Each has one cell
+tagged ``parameters``: ``study_root`` (the study's directory, holding the tidy results table that ``collect``
+writes: ``results.read_table``), ``figures_dir``, ``planned_runs`` and ``partial`` (a table with fewer runs than
+planned stops the notebook with one line unless ``partial``), and the notebook's own options; papermill injects
+the values after it. The kernel is this interpreter (``sys.executable``), whatever kernelspecs are installed, so
+a fresh virtual environment works without activation or ``ipykernel install``; it runs in the caller's working
+directory, so relative paths mean what they mean on the command line.
+
+From a shell, the same with papermill itself (from the repository root)::
+
+    papermill notebooks/capacity_dilution.ipynb figures/capacity_dilution/capacity_dilution.ipynb \\
+        -p study_root results/capacity_dilution -p figures_dir figures/capacity_dilution
 """
 
 from __future__ import annotations
@@ -10,21 +20,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 
 from .errors import XlmrError
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_PACKAGE, NOTEBOOK_SUBDIR = "xlmr_core", "nb"
+"""Where the notebooks are: ``xlmr_core/nb/`` (package data)."""
 ANALYSIS: dict[str, str] = {
     "capacity_dilution": "capacity_dilution",
     "vocab_scaling": "vocab_scaling",
     "sampling_alpha": "sampling_alpha",
-    "scaling_laws": "capacity_dilution",
+    "scaling_laws": "scaling_laws",
+    "explore": "capacity_dilution",
 }
-"""Notebook name -> the sweep it analyses (its results are ``results_dir/<sweep>``). The laws default to the
-capacity sweep (its K × N grid, the demo's); at the cpu and gpu scales pass ``sweep="capacity_dilution,scaling_laws"``
-(the law grid and its budget-1 points, the capacity sweep's runs)."""
+"""Notebook name -> the study its ``study_root`` defaults to (``results/<study>``)."""
 FIGURES: dict[str, tuple[str, ...]] = {
     "capacity_dilution": ("capacity_dilution", "capacity_dilution_paired", "capacity_dilution_bpb",
                           "capacity_dilution_curves"),
@@ -34,7 +45,29 @@ FIGURES: dict[str, tuple[str, ...]] = {
                      "scaling_laws_vocab"),
     "explore": ("explore_curves",),
 }
-"""Figures each notebook writes (``<name>.png`` and ``<name>.pdf``)."""
+"""Figures each notebook writes (``<name>.png``, ``.pdf`` and the plotted numbers as ``.csv``; the transfer
+figures ``<study>_transfer`` besides where the runs were evaluated with the ``ddtp`` suite)."""
+
+
+def _notebooks():
+    """The packaged notebooks' directory (a ``Traversable``)."""
+    return resources.files(NOTEBOOK_PACKAGE).joinpath(NOTEBOOK_SUBDIR)
+
+
+def notebook_names() -> list[str]:
+    """The names of the packaged notebooks."""
+    return sorted(p.name.removesuffix(".ipynb") for p in _notebooks().iterdir() if p.name.endswith(".ipynb"))
+
+
+def notebook_path(name: str) -> Path:
+    """The packaged notebook ``name`` (``capacity_dilution``, …) as a file path."""
+    res = _notebooks().joinpath(f"{name}.ipynb")
+    if not res.is_file():
+        raise XlmrError(f"no notebook {name!r}; the notebooks are {', '.join(notebook_names())}")
+    if not isinstance(res, os.PathLike):
+        raise XlmrError(f"the notebooks of {NOTEBOOK_PACKAGE} are not files on disk ({res}): install the package "
+                        "unzipped (pip install does)")
+    return Path(os.fspath(res))
 
 
 def _papermill():
@@ -63,53 +96,78 @@ def _kernel_manager_class():
     return ThisPythonKernelManager
 
 
-def run_notebook(name: str, results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
-                 sweep: str | None = None, parameters: dict | None = None, timeout_s: int = 1800) -> Path:
-    """Execute ``notebooks/<name>.ipynb`` into ``figures_dir/<name>.ipynb``; returns the executed copy's path."""
-    papermill = _papermill()
+def _planned(planned_runs):
+    """``planned_runs`` as papermill can write it into the notebook: None, a number or a list of run names."""
+    if planned_runs is None or isinstance(planned_runs, int):
+        return planned_runs
+    return [str(r) for r in planned_runs]
 
-    src = NOTEBOOK_DIR / f"{name}.ipynb"
-    if not src.exists():
-        have = ", ".join(sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")))
-        raise XlmrError(f"no notebook {src}; notebooks: {have}")
+
+def run_notebook(name: str, study_root: str | os.PathLike, figures_dir: str | os.PathLike, *,
+                 parameters: dict | None = None, planned_runs: int | Sequence[str] | None = None,
+                 partial: bool = False, timeout_s: int = 1800) -> Path:
+    """Execute the packaged notebook ``name`` against the study at ``study_root`` into
+    ``figures_dir/<name>.ipynb`` (its figures go to ``figures_dir`` too); returns the executed copy's path.
+
+    ``planned_runs`` (a number or the runs' names) and ``partial`` go to the notebook (``results.read_table``);
+    ``parameters``: its other parameters. The table must be there (``collect`` writes it). A failing cell is one
+    XlmrError line naming the cell and its error.
+    """
+    papermill = _papermill()
+    src = notebook_path(name)
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     out = figures_dir / f"{name}.ipynb"
-    params = {"results_dir": str(Path(results_dir).resolve()), "figures_dir": str(figures_dir.resolve())}
-    if sweep or name in ANALYSIS:
-        params["sweep"] = sweep or ANALYSIS[name]
+    params = {"study_root": str(Path(study_root).resolve()), "figures_dir": str(figures_dir.resolve()),
+              "planned_runs": _planned(planned_runs), "partial": bool(partial)}
     params.update(parameters or {})
     tmp = out.with_name(f".{name}.tmp{os.getpid()}.ipynb")
     try:
         papermill.execute_notebook(str(src), str(tmp), parameters=params, kernel_name="python3",
-                                   kernel_manager_class=_kernel_manager_class(), cwd=str(figures_dir),
+                                   kernel_manager_class=_kernel_manager_class(), cwd=os.getcwd(),
                                    progress_bar=False, execution_timeout=timeout_s, request_save_on_cell_execute=False)
     except papermill.PapermillExecutionError as e:
+        if e.ename == "XlmrError":  # the library's own one line (no table, fewer runs than planned, …)
+            tmp.unlink(missing_ok=True)
+            raise XlmrError(f"notebook {name}: {e.evalue}") from None
         raise XlmrError(f"notebook {name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); the executed "
                         f"copy with the traceback is {tmp}") from None
     os.replace(tmp, out)
     return out
 
 
-def run_notebooks(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
-                  names: Sequence[str] = ("capacity_dilution", "vocab_scaling"), sweep: str | None = None,
-                  parameters: dict | None = None, echo=print) -> dict[str, Path]:
-    """Execute each named notebook against ``results_dir``; returns {name: executed copy}. ``parameters`` go to
-    each notebook that declares them in its parameters cell."""
+def run_notebooks(names: Sequence[str], study_root: str | os.PathLike | Mapping[str, str | os.PathLike],
+                  figures_dir: str | os.PathLike, *, parameters: dict | None = None,
+                  planned_runs: int | Sequence[str] | None = None, partial: bool = False,
+                  timeout_s: int = 1800, echo=print) -> dict[str, Path]:
+    """``run_notebook`` for each of ``names`` against ``study_root`` (or {name: study root}); returns {name:
+    executed copy}. ``parameters`` go to each notebook that declares them in its parameters cell."""
     papermill = _papermill()
-
+    roots = {n: (study_root[n] if isinstance(study_root, Mapping) else study_root) for n in names}
     done = {}
     for name in names:
         t0 = time.time()
-        src = NOTEBOOK_DIR / f"{name}.ipynb"
-        declared = papermill.inspect_notebook(str(src)) if src.exists() else {}
-        mine = {k: v for k, v in (parameters or {}).items() if k in declared}  # a missing notebook: its error below
-        done[name] = run_notebook(name, results_dir, figures_dir, sweep=sweep, parameters=mine)
+        declared = papermill.inspect_notebook(str(notebook_path(name)))
+        mine = {k: v for k, v in (parameters or {}).items() if k in declared}
+        done[name] = run_notebook(name, roots[name], figures_dir, parameters=mine, planned_runs=planned_runs,
+                                  partial=partial, timeout_s=timeout_s)
         echo(f"notebook {name}: {time.time() - t0:.0f}s -> {done[name]}")
     return done
 
 
 # ---------------------------------------------------------------- helpers for explore.ipynb
+
+
+def pick_run(table, run: str = "") -> Path:
+    """The directory of the finished run named ``run`` in a results table (``results.read_table``), or of its
+    first finished run when ``run`` is empty."""
+    done = table[table["status"] == "done"] if "status" in table.columns else table
+    names = list(dict.fromkeys(done["run"]))
+    if not names:
+        raise XlmrError("no finished run in the results table: finish a run of the study first")
+    if run and run not in names:
+        raise XlmrError(f"no finished run {run!r} in the results table; runs: {', '.join(names[:20])}")
+    return Path(done[done["run"] == (run or names[0])]["run_dir"].iloc[0])
 
 
 def parallel_sentences(corpus_dir: str | os.PathLike, langs: Sequence[str], *, set_name: str = "udhr_para",

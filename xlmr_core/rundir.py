@@ -127,8 +127,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
             os.unlink(tmp)
 
 
-def load_checkpoint(run_dir: str | os.PathLike, map_location="cpu") -> tuple[dict, Path] | tuple[None, None]:
-    """The newest readable checkpoint; a truncated or corrupt one is skipped with a warning."""
+def read_checkpoint_state(run_dir: str | os.PathLike, map_location="cpu") -> tuple[dict, Path] | tuple[None, None]:
+    """The full state of the newest readable checkpoint (weights, optimizer, scheduler, step, RNG: what a resume
+    needs) and its path, (None, None) if there is none; a truncated or corrupt one is skipped with a warning.
+
+    To get a model, use :func:`load_run`.
+    """
     import torch
 
     for path in list_checkpoints(run_dir):
@@ -541,26 +545,45 @@ def run_config(run_dir: str | os.PathLike) -> RunConfig:
     return from_dict(RunConfig, read_info(run_dir)["config"])
 
 
-def load_run(run_dir: str | os.PathLike, device="cpu", checkpoint: str | os.PathLike | None = None):
-    """``(model, tokenizer, cfg)`` of a run: the final checkpoint if the run is done, else the newest."""
+def _read_checkpoint(path: str | os.PathLike) -> dict:
     import torch
 
-    from .model import ModelConfig, XLMRForMaskedLM
-    from .tokenizer import Tokenizer
+    try:  # on the CPU: a GPU's tensors (and the RNG state) must not land on a device here
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise XlmrError(f"{path}: cannot read checkpoint ({str(e).splitlines()[0]})") from e
 
-    run_dir = Path(run_dir)
-    info = read_info(run_dir)
-    cfg = from_dict(RunConfig, info["config"])
-    if checkpoint is None and read_final(run_dir) is not None:
-        checkpoint = run_checkpoint(run_dir)
-    # read on the CPU (optimizer state and RNG state included), then move only the model
-    if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+def load_run(source: str | os.PathLike, device="cpu", checkpoint: str | os.PathLike | None = None, *,
+             tokenizer: bool = True):
+    """``(model, tokenizer, cfg)`` of a run directory or of one checkpoint file: the one way from a checkpoint to a
+    model (the trainer resumes from :func:`read_checkpoint_state` instead).
+
+    A run directory: the weights of ``checkpoint`` if given, else of final.json's checkpoint if the run is done,
+    else of the newest readable one; the tokenizer and the config the run was started with. A checkpoint file
+    (the trainer's, or ``xlmr import-hf``'s): its weights, the tokenizer it records (None if it records none) and
+    no config (None). The checkpoint is read on the CPU and checked (``weights.model_from_checkpoint``), then the
+    model is moved to ``device``, in eval mode. ``tokenizer=False``: no tokenizer is read (None in its place).
+    """
+    from .tokenizer import Tokenizer
+    from .weights import model_from_checkpoint
+
+    source = Path(source)
+    if source.is_file():
+        if checkpoint is not None:
+            raise XlmrError(f"load_run({source}): checkpoint= goes with a run directory, not a checkpoint file")
+        checkpoint, cfg = source, None
     else:
-        state, checkpoint = load_checkpoint(run_dir, map_location="cpu")
+        info = read_info(source)
+        cfg = from_dict(RunConfig, info["config"])
+        if checkpoint is None and read_final(source) is not None:
+            checkpoint = run_checkpoint(source)
+    if checkpoint is not None:
+        state = _read_checkpoint(checkpoint)
+    else:
+        state, checkpoint = read_checkpoint_state(source, map_location="cpu")
         if state is None:
-            raise XlmrError(f"{run_dir} has no readable checkpoint yet")
-    model = XLMRForMaskedLM(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    return model, Tokenizer(info["tokenizer"]), cfg
+            raise XlmrError(f"{source} has no readable checkpoint yet")
+    model = model_from_checkpoint(state, checkpoint).to(device)
+    tok_file = (state.get("tokenizer") or None) if cfg is None else info["tokenizer"]
+    return model, Tokenizer(tok_file) if tokenizer and tok_file else None, cfg

@@ -59,6 +59,12 @@ class Tokenizer:
     eos_id = 2
     unk_id = 3
 
+    def __new__(cls, model_file: str | os.PathLike | None = None):
+        # a derived-language tokenizer (xlmr_core.derived) is named by its spec file: Tokenizer(path) opens either
+        if cls is Tokenizer and model_file is not None and str(model_file).endswith(DERIVED_SUFFIX):
+            cls = DerivedTokenizer
+        return super().__new__(cls)
+
     def __init__(self, model_file: str | os.PathLike):
         self.model_file = Path(model_file)
         try:
@@ -155,9 +161,152 @@ class Tokenizer:
             return self.mask_id
         return int(self._to_ours[self.sp.piece_to_id(piece)])
 
+    def line_key(self, raw: bytes, text: str) -> bytes:
+        """What a corpus line is identified by in the held-out split (its bytes; derived languages differ)."""
+        return raw
+
+    def line_bytes(self, raw: bytes, text: str) -> int:
+        """The bytes a line counts for bits per byte (its own; a derived language's count its source's)."""
+        return len(raw)
+
     def piece_scores(self) -> np.ndarray:
         """Unigram log-probability of each id ((vocab_size,); specials 0, <unk> as scored by SentencePiece)."""
         return self._scores.copy()
+
+
+# ---------------------------------------------------------------------------------------------
+# derived languages (xlmr_core.derived): language k's text lives k Unicode planes up
+
+
+PLANE = 0x10000
+DERIVED_SUFFIX = ".derived.json"
+_SPACE = 0x20
+
+
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).copy()
+
+
+def _text(a: np.ndarray) -> str:
+    return a.astype(np.uint32).tobytes().decode("utf-32-le")
+
+
+def shift(text: str, k: int) -> str:
+    """The text with every non-space character moved ``k`` planes up (k=0: unchanged)."""
+    if k == 0 or not text:
+        return text
+    a = _codes(text)
+    if (a >= PLANE).any():
+        raise XlmrError("derived languages need source text in the Basic Multilingual Plane (U+0000-U+FFFF)")
+    a[a != _SPACE] += k * PLANE
+    return _text(a)
+
+
+def unshift(text: str) -> tuple[str, int]:
+    """(the text moved back to the source plane, its language k)."""
+    if not text:
+        return text, 0
+    a = _codes(text)
+    k = int(a.max()) // PLANE
+    return (_text(a % PLANE) if k else text), k
+
+
+def line_key(text: str) -> bytes:
+    """The identity of a line in every derived language: its words in sorted order, on the source plane. Word
+    order and plane change a line's bytes but not its key, so the held-out split picks the same documents."""
+    return " ".join(sorted(unshift(text)[0].split(" "))).encode("utf-8")
+
+
+
+class DerivedTokenizer(Tokenizer):
+    """The source SentencePiece model with K id maps: language k's non-shared pieces get ids of their own.
+
+    Ids 0 … V-1 are the source tokenizer's (V = pieces + 2, ``<mask>`` last among them); language k ≥ 1 maps
+    non-shared piece p to V + (k - 1)·M + rank(p), M the number of non-shared pieces, so the vocabulary is
+    V + (K - 1)·M. Text is read in any derived language (its plane says which).
+    """
+
+    def __init__(self, model_file):
+        self.model_file = Path(model_file)
+        try:
+            spec = json.loads(self.model_file.read_text(encoding="utf-8"))
+            proto = (self.model_file.parent / spec["source_model"]).read_bytes()
+        except (OSError, ValueError, KeyError) as e:
+            raise XlmrError(f"cannot read derived tokenizer {self.model_file}: {e}") from None
+        self._load_derived(spec, proto)
+
+    def _load_derived(self, spec: dict, proto: bytes) -> None:
+        self.spec = spec
+        self._load(proto)
+        k, share, seed = int(spec["k"]), float(spec["share"]), int(spec["seed"])
+        V = self.vocab_size
+        specials = np.array(sorted(set(self.special_ids)))
+        ordinary = np.setdiff1d(np.arange(V), specials)
+        n_shared = int(round(share * len(ordinary)))
+        shared = np.zeros(V, dtype=bool)
+        shared[specials] = True
+        shared[np.random.default_rng([seed, 7]).permutation(ordinary)[:n_shared]] = True
+        own = np.flatnonzero(~shared)  # ascending: rank = position
+        M = len(own)
+        maps = np.tile(np.arange(V, dtype=np.int64), (k, 1))
+        for i in range(1, k):
+            maps[i, own] = V + (i - 1) * M + np.arange(M)
+        self.k, self.share, self.source_vocab, self.own_pieces = k, share, V, M
+        self.maps = maps
+        self.vocab_size = V + (k - 1) * M
+        self.src_of = np.concatenate([np.arange(V), np.tile(own, max(k - 1, 0))]).astype(np.int64)
+        self.lang_of_id = np.concatenate([np.zeros(V, dtype=np.int64),
+                                          np.repeat(np.arange(1, k, dtype=np.int64), M)])
+        self.is_word_start = self.is_word_start[self.src_of]
+        self._scores = self._scores[self.src_of]
+
+    def __getstate__(self):
+        return {"model_file": self.model_file, "spec": self.spec, "proto": self._proto}
+
+    def __setstate__(self, state):
+        self.model_file = state["model_file"]
+        self._load_derived(state["spec"], state["proto"])
+
+    def __repr__(self) -> str:
+        return f"DerivedTokenizer({str(self.model_file)!r}, k={self.k}, share={self.share:g}, " \
+               f"vocab_size={self.vocab_size})"
+
+    def _lang_check(self, k: int) -> int:
+        if k >= self.k:
+            raise XlmrError(f"text of derived language {k} given to a tokenizer of {self.k} languages")
+        return k
+
+    def encode_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [unshift(t) for t in texts]
+        flat, lengths = super().encode_flat([t for t, _ in pairs])
+        langs = np.repeat(np.array([self._lang_check(k) for _, k in pairs], dtype=np.int64), lengths)
+        return self.maps[langs, flat], lengths
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_flat([text])[0].tolist()
+
+    def decode(self, ids) -> str:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise XlmrError(f"token id out of range [0, {self.vocab_size}): {ids.min()}..{ids.max()}")
+        langs = self.lang_of_id[ids]
+        k = int(np.bincount(langs[langs > 0]).argmax()) if (langs > 0).any() else 0
+        return shift(super().decode(self.src_of[ids]), k)
+
+    def id_to_piece(self, i: int) -> str:
+        if not 0 <= i < self.vocab_size:
+            raise XlmrError(f"token id {i} out of range [0, {self.vocab_size})")
+        return shift(super().id_to_piece(int(self.src_of[i])), int(self.lang_of_id[i]))
+
+    def piece_to_id(self, piece: str) -> int:
+        src, k = unshift(piece)
+        return int(self.maps[self._lang_check(k), super().piece_to_id(src)])
+
+    def line_key(self, raw: bytes, text: str) -> bytes:
+        return line_key(text)
+
+    def line_bytes(self, raw: bytes, text: str) -> int:
+        return len(unshift(text)[0].encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,34 +1,25 @@
-"""Token shards, pretraining blocks and masked-LM batches, following fairseq's XLM-R recipe.
+"""Token shards: the held-out split, chunked encoding of a corpus, merging, and the shard set that reads them.
 
-A corpus is encoded once per tokenizer into memory-mapped token streams, one per language and
-split (``<lang>.train.bin``, ``<lang>.heldout.bin``): every line is a document, each followed by
-``</s>``. A pretraining block is ``<s>`` + (T-1) consecutive tokens of one language's stream, so
-documents inside a block are separated by ``</s>`` and there is no padding (fairseq
-``TokenBlockDataset(break_mode="none")`` + ``PrependTokenDataset(bos)``; Conneau et al. 2019, §3).
+A corpus is encoded once per tokenizer into memory-mapped token streams, one per language and split
+(``<lang>.train.bin``, ``<lang>.heldout.bin``): every line is a document, each followed by ``</s>``.
+Encoding is split into independent chunks (:func:`encode_chunk`) and a merge (:func:`merge_chunks`), so a
+terabyte corpus can be encoded by a job array; :func:`shards_for` runs the same two steps in a local process
+pool and caches the result. The held-out lines of a language are those with the smallest line hashes
+(:class:`HeldoutSplit`); :func:`heldout_blocks` cuts its held-out stream into evaluation blocks.
 
-Batches are a pure function of (seed, step, rank, world size): block g of step s is built from
-its own random generator ``default_rng([seed, s, g])``, which draws the language with the
-sampling probabilities q_i, the block's offset in that language, and the mask. Resuming needs
-only the step, and the global batch is the same for any number of processes.
-
-Encoding is split into independent chunks (:func:`encode_chunk`) and a merge
-(:func:`merge_chunks`), so a terabyte corpus can be encoded by a job array; :func:`shards_for`
-runs the same two steps in a local process pool and caches the result.
+Worker processes (spawn) receive :func:`encode_chunk` by qualified name; the SentencePiece model each of them
+loads is cached here, beside it (``_load_tokenizer``).
 """
 
 from __future__ import annotations
 
-import argparse
-import collections
 import functools
 import hashlib
 import json
 import math
 import os
-import queue
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -38,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cache
-from .errors import XlmrError
-from .fsutil import atomic_dir, atomic_write_json, file_sha256
+from .. import cache
+from ..errors import XlmrError
+from ..fsutil import atomic_dir, atomic_write_json, file_sha256
 
 FORMAT_VERSION = 1
 """Version of the shard layout; part of the cache key (bump it when the encoding changes)."""
@@ -117,7 +108,7 @@ def file_fingerprint(path: str | os.PathLike) -> dict:
 
 
 def _lang_of(path: Path) -> str:
-    from .corpus import SUFFIXES
+    from ..corpus import SUFFIXES
 
     for suffix in SUFFIXES:
         if path.name.endswith(suffix):
@@ -157,7 +148,7 @@ def _compressed_chunk_lines(path: Path, index: int) -> Iterator[tuple[int, bytes
     """A compressed file cannot be entered in the middle: chunk 0 owns all of it, other chunks nothing."""
     if index != 0:
         return
-    from .corpus import open_lines
+    from ..corpus import open_lines
 
     for i, line in enumerate(open_lines(path)):
         yield i, line.encode("utf-8")
@@ -166,7 +157,7 @@ def _compressed_chunk_lines(path: Path, index: int) -> Iterator[tuple[int, bytes
 @functools.lru_cache(maxsize=4)
 def _load_tokenizer(model_file: str):
     # one SentencePiece model per worker process, loaded on first use
-    from .tokenizer import Tokenizer
+    from ..tokenizer import Tokenizer
 
     return Tokenizer(model_file)
 
@@ -225,8 +216,8 @@ def encode_chunk(tokenizer_file: str | os.PathLike, corpus_file: str | os.PathLi
                 raise XlmrError(f"{corpus_file}: invalid UTF-8 in the line at byte offset {offset} "
                                 f"({e.reason}); clean the file, e.g. `iconv -f utf-8 -t utf-8 -c`") from None
             texts.append(text)
-            hashes.append(line_hash(raw))
-            nbytes.append(len(raw))
+            hashes.append(line_hash(tok.line_key(raw, text)))
+            nbytes.append(tok.line_bytes(raw, text))
             if len(texts) >= batch_lines:
                 flush(texts)
                 texts = []
@@ -486,7 +477,7 @@ def shards_for(tokenizer, corpus_dir: str | os.PathLike, langs: Sequence[str] | 
     Files are encoded in chunks of about ``chunk_bytes`` (the result does not depend on it). ``validated``: the
     caller has run ``corpus.validate_languages`` on these languages.
     """
-    from .corpus import select_languages, validate_languages
+    from ..corpus import select_languages, validate_languages
 
     heldout = heldout or HeldoutSplit()
     if not validated:
@@ -503,309 +494,7 @@ def shards_for(tokenizer, corpus_dir: str | os.PathLike, langs: Sequence[str] | 
 
 
 # ----------------------------------------------------------------------------------------------
-# Masking (fairseq MaskTokensDataset)
-
-
-@dataclass(frozen=True, kw_only=True)
-class MaskConfig:
-    """Masked-LM corruption as in BERT / RoBERTa / XLM-R (fairseq ``MaskTokensDataset``)."""
-
-    mask_prob: float = 0.15
-    """Share of (maskable) tokens, or words with whole_word, chosen for prediction."""
-    leave_unmasked_prob: float = 0.1
-    """Of the chosen, the share left unchanged in the input (still predicted)."""
-    random_token_prob: float = 0.1
-    """Of the chosen, the share replaced by a uniformly random non-special token."""
-    whole_word: bool = False
-    """Choose whole words (a word-start piece and the pieces that follow it) instead of pieces."""
-
-    def __post_init__(self):
-        if not 0 < self.mask_prob < 1:
-            raise XlmrError(f"mask_prob={self.mask_prob} must be in (0, 1)")
-        if not (0 <= self.leave_unmasked_prob <= 1 and 0 <= self.random_token_prob <= 1
-                and self.leave_unmasked_prob + self.random_token_prob <= 1):
-            raise XlmrError(f"leave_unmasked_prob={self.leave_unmasked_prob} and random_token_prob="
-                            f"{self.random_token_prob} must be in [0, 1] and sum to at most 1")
-
-
-@functools.lru_cache(maxsize=8)
-def _replacement_ids(vocab_size: int, special_ids: tuple[int, ...]) -> np.ndarray:
-    # fairseq draws random replacements with weights that are zero on the special symbols
-    keep = np.ones(vocab_size, dtype=bool)
-    keep[[i for i in special_ids if 0 <= i < vocab_size]] = False
-    return np.flatnonzero(keep)
-
-
-def _specials(special_ids, mask_id: int) -> tuple[int, ...]:
-    ids = {BOS, PAD, EOS, mask_id} if special_ids is None else set(special_ids) | {mask_id}
-    return tuple(sorted(int(i) for i in ids))
-
-
-@functools.lru_cache(maxsize=8)
-def _special_table(vocab_size: int, special_ids: tuple[int, ...]) -> np.ndarray:
-    # (vocab_size,) bool lookup: faster than np.isin on every block
-    table = np.zeros(vocab_size, dtype=bool)
-    table[[i for i in special_ids if 0 <= i < vocab_size]] = True
-    return table
-
-
-def mask_block(tokens: np.ndarray, rng: np.random.Generator, cfg: MaskConfig, vocab_size: int, mask_id: int,
-               special_ids: Sequence[int] | None = None,
-               word_starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Corrupt one block for masked-LM training; returns (input ids, labels), both int64 of shape (T,).
-
-    As fairseq's ``MaskTokensDataset``: n = int(mask_prob · units + U(0,1)) units chosen without
-    replacement; each chosen unit is left unchanged with probability leave_unmasked_prob, else
-    replaced by a random non-special token with probability random_token_prob, else by ``<mask>``.
-    Labels hold the original id at every chosen position and -100 elsewhere.
-
-    One difference: fairseq masks over the whole block, ``<s>`` and ``</s>`` included. Here the
-    special tokens are never chosen and units are counted over the other positions, so the loss
-    is over text tokens only, matching the bytes per token used for bits per byte (a trivially
-    predictable ``<s>`` at position 0 would flatter the loss). Random replacements exclude all of
-    ``special_ids`` and ``<mask>`` (fairseq excludes its four specials but not ``<mask>``).
-    With ``cfg.whole_word`` a unit is a word: a non-special position starts one if its piece is a
-    word start (``word_starts[id]``), or it begins the block or follows a special token.
-    """
-    tokens = np.asarray(tokens, dtype=np.int64)
-    specials = _specials(special_ids, mask_id)
-    maskable = ~_special_table(vocab_size, specials)[tokens]  # (T,)
-    positions = np.flatnonzero(maskable)  # (M,) candidate positions
-    if cfg.whole_word:
-        if word_starts is None:
-            raise XlmrError("whole-word masking needs word_starts (Tokenizer.is_word_start)")
-        prev_maskable = np.concatenate([[False], maskable[:-1]])
-        starts = maskable & (np.asarray(word_starts, dtype=bool)[tokens] | ~prev_maskable)
-        unit_of_pos = np.cumsum(starts)[positions] - 1  # (M,) word index of each candidate position
-        n_units = int(starts.sum())
-    else:
-        unit_of_pos = slice(None)  # one unit per candidate position
-        n_units = len(positions)
-
-    n_mask = min(n_units, int(cfg.mask_prob * n_units + rng.random()))  # probabilistic rounding
-    chosen = np.zeros(n_units, dtype=bool)
-    chosen[rng.choice(n_units, n_mask, replace=False)] = True
-
-    rand_or_unmask_prob = cfg.random_token_prob + cfg.leave_unmasked_prob
-    unmask = rand = np.zeros(n_units, dtype=bool)
-    if rand_or_unmask_prob > 0:
-        rand_or_unmask = chosen & (rng.random(n_units) < rand_or_unmask_prob)
-        if cfg.random_token_prob == 0:
-            unmask = rand_or_unmask
-        elif cfg.leave_unmasked_prob == 0:
-            rand = rand_or_unmask
-        else:
-            decision = rng.random(n_units) < cfg.leave_unmasked_prob / rand_or_unmask_prob
-            unmask, rand = rand_or_unmask & decision, rand_or_unmask & ~decision
-
-    # units -> positions in the block
-    pos_chosen = positions[chosen[unit_of_pos]]
-    pos_mask = positions[(chosen & ~unmask & ~rand)[unit_of_pos]]
-    pos_rand = positions[rand[unit_of_pos]]
-
-    labels = np.full(len(tokens), -100, dtype=np.int64)
-    labels[pos_chosen] = tokens[pos_chosen]
-    inputs = tokens.copy()
-    inputs[pos_mask] = mask_id
-    if len(pos_rand):
-        candidates = _replacement_ids(vocab_size, specials)
-        inputs[pos_rand] = candidates[rng.integers(0, len(candidates), len(pos_rand))]
-    return inputs, labels
-
-
-# ----------------------------------------------------------------------------------------------
-# Batches
-
-
-def _lang_table(shards: ShardSet, probs: dict[str, float], seq_len: int) -> tuple[list[str], np.ndarray]:
-    langs = sorted(lang for lang, p in probs.items() if p > 0)  # sorted: independent of dict order
-    if not langs:
-        raise XlmrError(f"language probabilities {probs} are all zero")
-    for lang in langs:
-        n = shards.meta[lang]["train_tokens"] if lang in shards.meta else None
-        if n is None:
-            raise XlmrError(f"language {lang!r} has a sampling probability but no shards in {shards.root} "
-                            f"(available: {', '.join(shards.langs)})")
-        if n < seq_len - 1:
-            raise XlmrError(f"language {lang!r} has {n} training tokens, fewer than one block of {seq_len}; "
-                            "use a shorter seq_len, more text, or leave the language out")
-    p = np.array([probs[lang] for lang in langs], dtype=np.float64)
-    return langs, np.cumsum(p / p.sum())
-
-
-def block_rng(seed: int, step: int, block: int) -> np.random.Generator:
-    """The random generator of global block ``block`` of ``step``: independent of ranks and world size."""
-    return np.random.default_rng([seed, step, block])
-
-
-def make_batch(shards: ShardSet, probs: dict[str, float], *, seed: int, step: int, rank: int, world_size: int,
-               batch_blocks: int, seq_len: int, mask: MaskConfig, vocab_size: int, mask_id: int,
-               special_ids: Sequence[int] | None = None, word_starts: np.ndarray | None = None) -> dict:
-    """This rank's share of the global batch of ``step``: a pure function of (seed, step, rank, world_size).
-
-    ``batch_blocks`` is the number of blocks of THIS rank (the global batch is batch_blocks ×
-    world_size); rank r gets global blocks r·B … (r+1)·B - 1, so the union over ranks is the same
-    for any split of a fixed global batch. Each block draws its language with ``probs`` (q_i), a
-    uniform offset into that language's training stream and its mask from :func:`block_rng`.
-    Returns ``input_ids`` and ``labels`` (LongTensor (B, T); labels -100 except at chosen
-    positions) and ``lang`` (list of B language codes).
-    """
-    import torch  # here, not at the top: encoding workers never need it and it takes seconds to import
-
-    if world_size < 1 or not 0 <= rank < world_size or batch_blocks < 1:
-        raise XlmrError(f"rank {rank} of world_size={world_size} with batch_blocks={batch_blocks}: "
-                        "need 0 <= rank < world_size and at least one block per rank")
-    langs, cdf = _lang_table(shards, probs, seq_len)
-    inputs = np.empty((batch_blocks, seq_len), dtype=np.int64)
-    labels = np.empty((batch_blocks, seq_len), dtype=np.int64)
-    block_langs = []
-    for j in range(batch_blocks):
-        rng = block_rng(seed, step, rank * batch_blocks + j)
-        lang = langs[min(int(np.searchsorted(cdf, rng.random(), side="right")), len(langs) - 1)]
-        stream = shards.train_tokens(lang)
-        off = int(rng.integers(0, len(stream) - (seq_len - 1) + 1))
-        block = np.empty(seq_len, dtype=np.int64)
-        block[0] = BOS
-        block[1:] = stream[off: off + seq_len - 1]
-        inputs[j], labels[j] = mask_block(block, rng, mask, vocab_size, mask_id, special_ids, word_starts)
-        block_langs.append(lang)
-    return {"input_ids": torch.from_numpy(inputs), "labels": torch.from_numpy(labels), "lang": block_langs}
-
-
-_WORKER_ARGS: tuple = ()
-
-
-def _as_tensors(item):
-    import torch
-
-    if isinstance(item, list):
-        return [_as_tensors(b) for b in item]
-    return {k: torch.from_numpy(v) if k != "lang" else v for k, v in item.items()}
-
-
-def _as_numpy(item):
-    """The inverse of ``_as_tensors``, for a batch (or a step's list of them) leaving a worker process."""
-    if isinstance(item, list):
-        return [_as_numpy(b) for b in item]
-    return {k: v.numpy() if k != "lang" else v for k, v in item.items()}
-
-
-def _init_batch_worker(shards: ShardSet, probs: dict[str, float], kwargs: dict, accum: int | None) -> None:
-    global _WORKER_ARGS
-    _WORKER_ARGS = (shards, probs, kwargs, accum)
-
-
-def step_batches(shards: ShardSet, probs: dict[str, float], *, step: int, accum: int, rank: int = 0,
-                 world_size: int = 1, **kwargs) -> list[dict]:
-    """This rank's share of step ``step`` as ``accum`` micro-batches of ``make_batch``.
-
-    Micro-batch m of rank r is "rank" r·accum + m of world_size·accum, so the global batch of a step is the
-    same whatever its split into processes and accumulation steps.
-    """
-    return [make_batch(shards, probs, step=step, rank=rank * accum + m, world_size=world_size * accum, **kwargs)
-            for m in range(accum)]
-
-
-def _step_item(shards: ShardSet, probs: dict[str, float], step: int, kwargs: dict, accum: int | None):
-    if accum is None:
-        return make_batch(shards, probs, step=step, **kwargs)
-    return step_batches(shards, probs, step=step, accum=accum, **kwargs)
-
-
-def _worker_batch(step: int):
-    # numpy arrays travel by plain pickling; tensors would go through torch's shared-memory handles
-    shards, probs, kwargs, accum = _WORKER_ARGS
-    return _as_numpy(_step_item(shards, probs, step, kwargs, accum))
-
-
-class BatchIterator:
-    """Yields ``(step, make_batch(...))`` for steps start … end-1, computed ahead in the background.
-
-    With ``workers=0`` one background thread builds the batches; with ``workers=N`` N processes
-    build them (batches are pure functions of the step, so any process can build any step) and
-    they are yielded in step order. Resuming at step s is ``BatchIterator(..., start=s)``. With ``accum=k``
-    each step is this rank's list of k micro-batches (``step_batches``), as the trainer consumes it.
-    """
-
-    def __init__(self, shards: ShardSet, probs: dict[str, float], *, start: int, end: int, prefetch: int = 4,
-                 workers: int = 0, pin_memory: bool = False, accum: int | None = None, **batch_kwargs):
-        self.start, self.end = start, end
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-        self._stop = threading.Event()
-        self._accum = accum
-        self._args = (shards, probs, batch_kwargs, pin_memory, workers, max(1, prefetch))
-        self._thread = threading.Thread(target=self._work, daemon=True, name="xlmr-batches")
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _batches(self) -> Iterator[dict]:
-        shards, probs, kwargs, _, workers, prefetch = self._args
-        if workers <= 0:
-            for step in range(self.start, self.end):
-                yield _step_item(shards, probs, step, kwargs, self._accum)
-            return
-        # the shard set and settings go to each worker once; a task is then just a step number
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_batch_worker,
-                                 initargs=(shards, probs, kwargs, self._accum)) as pool:
-            pending: collections.deque = collections.deque()
-            for step in range(self.start, self.end):
-                pending.append(pool.submit(_worker_batch, step))
-                if len(pending) >= workers + prefetch:  # bounded look-ahead, results in step order
-                    yield _as_tensors(pending.popleft().result())
-                if self._stop.is_set():
-                    break
-            while pending and not self._stop.is_set():
-                yield _as_tensors(pending.popleft().result())
-            for fut in pending:
-                fut.cancel()
-
-    def _work(self) -> None:
-        pin = self._args[3]
-        batches = self._batches()
-        try:
-            for step, batch in enumerate(batches, self.start):
-                for b in (batch if isinstance(batch, list) else [batch]) if pin else ():
-                    b["input_ids"] = b["input_ids"].pin_memory()
-                    b["labels"] = b["labels"].pin_memory()
-                if not self._put((step, batch, None)):
-                    return
-        except BaseException as e:  # handed to the consumer, raised there
-            self._put((None, None, e))
-            return
-        finally:
-            batches.close()  # shuts the worker processes down
-        self._put((None, None, StopIteration()))
-
-    def __iter__(self) -> BatchIterator:
-        return self
-
-    def __next__(self) -> tuple[int, dict | list[dict]]:
-        if self._stop.is_set():
-            raise StopIteration
-        step, batch, err = self._queue.get()
-        if err is not None:
-            self._stop.set()
-            raise err
-        return step, batch
-
-    def close(self) -> None:
-        """Stop the background thread."""
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def __enter__(self) -> BatchIterator:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+# Held-out evaluation blocks
 
 
 def heldout_blocks(shards: ShardSet, lang: str, seq_len: int, max_blocks: int | None = None) -> np.ndarray:
@@ -829,69 +518,3 @@ def heldout_blocks(shards: ShardSet, lang: str, seq_len: int, max_blocks: int | 
         if max_blocks is not None and max_blocks < n:
             rows = rows[(np.arange(max_blocks) * n) // max_blocks]
     return np.concatenate([np.full((len(rows), 1), BOS, dtype=np.int64), rows], axis=1)  # (N, T)
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-def _prepare(args: argparse.Namespace) -> int:
-    from .corpus import select_languages, validate_languages
-
-    langs = [x for x in args.langs.split(",") if x] if args.langs else None
-    heldout = HeldoutSplit(fraction=args.heldout_fraction, min_lines=args.heldout_min_lines,
-                           max_lines=args.heldout_max_lines)
-    out = Path(args.out)
-    tokenizer = Path(args.tokenizer)
-    if not tokenizer.exists():
-        raise XlmrError(f"{tokenizer}: no such tokenizer model; train one with `xlmr tokenizer train`")
-    validate_languages(args.corpus, langs)
-    files = select_languages(args.corpus, langs)
-    if args.merge:
-        if not args.num_chunks:
-            raise XlmrError("--merge needs --num-chunks N (the N used by the chunk jobs)")
-        # a compressed file was written as chunk 0 of N (the others empty): it merges like the rest
-        counts = {lang: args.num_chunks for lang in files}
-        info = merge_chunks(out / "chunks", out, list(files), counts, heldout=heldout,
-                            workers=args.workers or _default_workers())
-        if not args.keep_chunks:
-            shutil.rmtree(out / "chunks")
-        total = sum(m["train_tokens"] + m["heldout_tokens"] for m in info["langs"].values())
-        print(f"merged {len(files)} languages, {total:,} tokens into {out}")
-    elif args.chunk is not None:
-        if not args.num_chunks or not 0 <= args.chunk < args.num_chunks:
-            raise XlmrError(f"--chunk {args.chunk} needs --num-chunks N with 0 <= chunk < N")
-        for lang, path in files.items():
-            d = encode_chunk(tokenizer, path, args.chunk, args.num_chunks, out / "chunks")
-            c = json.loads((d / CHUNK_FILE).read_text())
-            print(f"{lang}: chunk {args.chunk}/{args.num_chunks}: {c['lines']:,} lines, {c['tokens']:,} tokens")
-    else:
-        t0 = time.time()
-        with atomic_dir(out) as tmp:
-            info = encode_corpus(tokenizer, files, tmp, heldout=heldout, workers=args.workers,
-                                 log=lambda m: print(m, file=sys.stderr))
-        total = sum(m["train_tokens"] + m["heldout_tokens"] for m in info["langs"].values())
-        print(f"encoded {len(files)} languages, {total:,} tokens into {out} in {time.time() - t0:.1f} s")
-    return 0
-
-
-def add_cli(sub) -> None:
-    """Add ``xlmr prepare`` (encode a corpus into token shards; chunked for job arrays)."""
-    p = sub.add_parser("prepare", help="encode a corpus into token shards",
-                       description="Encode language files into token shards. Locally: one command. On a "
-                                   "cluster: one job per chunk with --chunk I --num-chunks N (outputs under "
-                                   "OUT/chunks), then one --merge job.")
-    p.add_argument("--tokenizer", required=True, help="SentencePiece model file (spm.model)")
-    p.add_argument("--corpus", required=True, help="corpus directory of <lang>.txt[.gz|.xz|.zst]")
-    p.add_argument("--langs", default="", help="comma-separated languages (default: all)")
-    p.add_argument("--out", required=True, help="output shard directory")
-    p.add_argument("--chunk", type=int, default=None, help="encode only chunk I of every language file")
-    p.add_argument("--num-chunks", type=int, default=0, help="number of chunks per plain-text file")
-    p.add_argument("--merge", action="store_true", help="merge the chunks under OUT/chunks into shards")
-    p.add_argument("--keep-chunks", action="store_true", help="keep OUT/chunks after --merge")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    d = HeldoutSplit()
-    p.add_argument("--heldout-fraction", type=float, default=d.fraction)
-    p.add_argument("--heldout-min-lines", type=int, default=d.min_lines)
-    p.add_argument("--heldout-max-lines", type=int, default=d.max_lines)
-    p.set_defaults(func=_prepare)

@@ -3,10 +3,10 @@ MFU against transformers (with tuning variants and a profile), a gpu-scale train
 and, if time is left, the gpu-slice study; everything under one results folder, the figures merged into
 ``benchmarks/results/gpu.json``.
 
-    python benchmarks/gpu_check.py prepare               # here (network): missing wheels + demo corpus -> .whl/
-    python benchmarks/gpu_check.py run --dry-run         # the stages, their exact commands and time budgets
-    python3 benchmarks/gpu_check.py run --out "$OUT"     # on the GPU machine (device tool: carry [".whl"])
-    python benchmarks/gpu_check.py merge DIR             # here: DIR's stage outputs -> benchmarks/results/gpu.json
+    python scripts/gpu_check.py prepare               # here (network): missing wheels + demo corpus -> .whl/
+    python scripts/gpu_check.py run --dry-run         # the stages, their exact commands and time budgets
+    python3 scripts/gpu_check.py run --out "$OUT"     # on the GPU machine (device tool: carry [".whl"])
+    python scripts/gpu_check.py merge DIR             # here: DIR's stage outputs -> benchmarks/results/gpu.json
 
 Each stage runs as child processes with a time budget (killed with their process group when it runs out); a stage
 that fails or times out is recorded and the next one starts; ``stages.json`` and ``gpu.json`` in the results folder
@@ -38,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from xlmr_core.cliutil import OneLineParser  # noqa: E402 (stdlib only: works before setup)
 from xlmr_core.fsutil import atomic_write_json, atomic_write_text  # noqa: E402 (stdlib only: works before setup)
 
 RESULTS = REPO / "benchmarks" / "results" / "gpu.json"
@@ -325,7 +326,7 @@ def build_plan(args, p: Paths) -> list[Stage]:
         if (p.corpus / "meta.json").exists():
             return f"{p.corpus} is there already"
         if not archive.exists():
-            raise FileNotFoundError(f"{archive} is missing: run `python benchmarks/gpu_check.py prepare` where "
+            raise FileNotFoundError(f"{archive} is missing: run `python scripts/gpu_check.py prepare` where "
                                     "there is network, and carry .whl")
         p.cache.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive, "r:xz") as tar:
@@ -716,7 +717,7 @@ def prepare(dest: Path, *, wheels: bool = True, corpus: bool = True, echo=print)
     carried = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     echo(f"{dest}: {carried / 2**20:.1f} MiB to carry (with the working tree at most {CARRY_LIMIT / 2**20:.0f} MiB "
          "per device call)")
-    echo('device call: run(command=\'python3 benchmarks/gpu_check.py run --out "$OUT"\', carry=[".whl"], '
+    echo('device call: run(command=\'python3 scripts/gpu_check.py run --out "$OUT"\', carry=[".whl"], '
          'timeout_s=600)')
 
 
@@ -758,16 +759,10 @@ def environment() -> dict:
 # ---------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit status 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="benchmarks/gpu_check.py", description=__doc__.split("\n\n")[0],
-                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    ap = OneLineParser(prog="scripts/gpu_check.py", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
     p = sub.add_parser("run", help="run the stages (on the GPU machine), or --dry-run to list them")
     p.add_argument("--out", type=Path, default=None, help="results folder (default $OUT, else results/gpu_check)")
     p.add_argument("--work", type=Path, default=Path("/tmp/xlmr-gpu-check"), help="scratch folder")
@@ -843,14 +838,14 @@ def check_corpus() -> int:
         print(f"demo corpus {out}: current")
         return 0
     print(f"demo corpus {out}: missing or stale (builder version {meta.get('builder_version')}, this code's is "
-          f"{BUILDER_VERSION}): run `python benchmarks/gpu_check.py prepare` again where there is network")
+          f"{BUILDER_VERSION}): run `python scripts/gpu_check.py prepare` again where there is network")
     return 1
 
 
 def corpus_archive_state(carry: Path) -> str:
     """Whether the carried demo corpus is there and was built by this code's builder version and settings."""
     if not (carry / CORPUS_ARCHIVE).exists():
-        return "MISSING: run `python benchmarks/gpu_check.py prepare`"
+        return "MISSING: run `python scripts/gpu_check.py prepare`"
     stamp = _read_json(carry / "demo-corpus.json") or {}
     try:
         from xlmr_core.democorpus.build import BUILDER_VERSION, DEFAULT_SETTINGS
@@ -858,7 +853,7 @@ def corpus_archive_state(carry: Path) -> str:
         return f"present (freshness not checked: {e})"
     if stamp.get("builder_version") != BUILDER_VERSION or stamp.get("settings") != DEFAULT_SETTINGS:
         return (f"STALE (builder version {stamp.get('builder_version')}, this code's is {BUILDER_VERSION}): run "
-                "`python benchmarks/gpu_check.py prepare` again")
+                "`python scripts/gpu_check.py prepare` again")
     return "present, current"
 
 
@@ -933,7 +928,7 @@ def cmd_run(args) -> int:
                          "or look at the plan with --dry-run")
     p.out.mkdir(parents=True, exist_ok=True)
     p.work.mkdir(parents=True, exist_ok=True)
-    command = "python3 benchmarks/gpu_check.py run " + _q(sys.argv[2:])
+    command = "python3 scripts/gpu_check.py run " + _q(sys.argv[2:])
     atomic_write_text(p.out / "log.txt", f"gpu_check started {_now()}: {command}\n")
 
     def merge_now(records):
@@ -975,7 +970,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "run":
             return cmd_run(args)
         if args.cmd == "merge":
-            merged = merge(args.dir, args.results, command=f"python benchmarks/gpu_check.py merge {args.dir}")
+            merged = merge(args.dir, args.results, command=f"python scripts/gpu_check.py merge {args.dir}")
             print(format_summary(merged))
             print(f"wrote {args.results}")
             return 0
@@ -988,7 +983,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "_corpus":
             return check_corpus()
     except UsageError as e:
-        print(f"benchmarks/gpu_check.py: error: {e}", file=sys.stderr)
+        print(f"scripts/gpu_check.py: error: {e}", file=sys.stderr)
         return 2
     return 2
 
