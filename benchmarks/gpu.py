@@ -2,14 +2,15 @@
 variants that tune it: torch.compile of the layer stack, the SDPA kernel, the cross-entropy chunk, the batch, and
 activation checkpointing.
 
-Both models start from the same weights (transformers' init, copied into ours through xlmr_core.hf), take the same
+Both models start from the same weights (transformers' init, copied into ours through xlmr_core.model.hf), take the same
 pre-generated masked batches (15 % masking, no padding, as in pretraining) and train with fused AdamW under bf16
 autocast. First losses are checked to agree (dropout off), then the baseline (``--batch``, ``--compile``, ``--sdpa``,
 ``--ce-budget``, ``--ckpt``) alternates steps with transformers (eager, SDPA attention) and each further variant
 (``--variant``, ``--tune``, ``--like``) runs ours alone from the same weights. Step times are CUDA-event medians
-(no host sync added between steps). MFU counts ``xlmr_core.model.train_flops_for`` with the head at masked tokens
-only (what the masked-LM objective needs) against the GPU's dense bf16 peak (989 TFLOP/s for H100/H200 SXM);
-transformers' MFU is given both on those useful FLOPs and on the FLOPs it runs (head at every token). Peak memory
+(no host sync added between steps). MFU counts ``xlmr_core.model.encoder.train_flops_for`` with the head at
+masked tokens only (what the masked-LM objective needs) against the GPU's dense bf16 peak (989 TFLOP/s for
+H100/H200 SXM); transformers' MFU is given both on those useful FLOPs and on the FLOPs it runs (head at every
+token). Peak memory
 is a model's weights and AdamW moments plus the most ``torch.cuda.max_memory_allocated`` rises during one of its
 steps (gradients, activations, workspaces).
 The JSON is rewritten after every variant, so a run cut short keeps what it measured.
@@ -45,7 +46,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from train_step import RESULTS, masked_batches  # noqa: E402
 
 from xlmr_core.cliutil import OneLineParser  # noqa: E402
-from xlmr_core.model import LOGITS_BUDGET, SIZES  # noqa: E402
+from xlmr_core.model.encoder import LOGITS_BUDGET, SIZES  # noqa: E402
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 (SXM), no sparsity
 DEFAULT_BATCH = {"base": 16, "large": 16}
@@ -195,8 +196,8 @@ def configs(size: str, vocab: int, seq: int):
     """(our ModelConfig, transformers XLMRobertaConfig with SDPA attention) of a named size."""
     from transformers import XLMRobertaConfig
 
-    from xlmr_core import hf
-    from xlmr_core.model import model_config
+    from xlmr_core.model import hf
+    from xlmr_core.model.encoder import model_config
 
     cfg = model_config(size, vocab)
     if seq > cfg.max_positions:
@@ -208,7 +209,7 @@ def configs(size: str, vocab: int, seq: int):
 
 def build_ours(cfg, state: dict, v: Variant, dev: torch.device):
     """(our model in train mode holding ``state`` and set up as ``v`` says, the callable the step runs)."""
-    from xlmr_core.model import XLMRForMaskedLM
+    from xlmr_core.model.encoder import XLMRForMaskedLM
 
     with torch.device(dev):
         model = XLMRForMaskedLM(cfg)
@@ -323,8 +324,8 @@ class SizeBench:
     """Everything measured for one named size: the transformers baseline and our variants."""
 
     def __init__(self, size: str, args, dev: torch.device, peak_flops: float | None, deadline: float, save):
-        from xlmr_core import hf
-        from xlmr_core.model import train_flops_for
+        from xlmr_core.model import hf
+        from xlmr_core.model.encoder import train_flops_for
 
         self.size, self.args, self.dev, self.peak = size, args, dev, peak_flops
         self.deadline, self.save = deadline, save
@@ -635,7 +636,8 @@ def profile_best(sb: SizeBench, out: dict, save) -> None:
 def build_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog="benchmarks/gpu.py", description=__doc__.splitlines()[0],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="base,large", help="named sizes from xlmr_core.model.SIZES (comma-separated)")
+    ap.add_argument("--sizes", default="base,large", help="named sizes from xlmr_core.model.encoder.SIZES "
+                                                             "(comma-separated)")
     ap.add_argument("--batch", type=int, default=None, help="baseline sequences per step (default: base 32, large 16)")
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--vocab", type=int, default=250002)

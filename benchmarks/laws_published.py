@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from xlmr_core import lawcli  # noqa: E402
+from xlmr_core.study import lawcli  # noqa: E402
 
 
 def data_dir(given: str | None) -> Path:

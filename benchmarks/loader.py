@@ -5,7 +5,7 @@
     python benchmarks/loader.py --seq-len 128 --batch-blocks 64 --workers 0,1,2 --sizes '' --no-encode  # gpu scale
 
 The loader must keep far ahead of the trainer: the ratio printed is loader tokens/s over trainer
-tokens/s (forward + backward + optimizer step of ``xlmr_core.model`` on the same batch shape).
+tokens/s (forward + backward + optimizer step of ``xlmr_core.model.encoder`` on the same batch shape).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from xlmr_core import data
-from xlmr_core.corpus import language_stats, sampling_probs, select_languages
+from xlmr_core.data.corpus import language_stats, sampling_probs, select_languages
+from xlmr_core.data.tokenizer import Tokenizer, tokenizer_for
 from xlmr_core.fsutil import atomic_write_json
-from xlmr_core.tokenizer import Tokenizer, tokenizer_for
 
 
 def _timed(fn, min_seconds: float, min_calls: int = 3) -> tuple[int, float]:
@@ -63,10 +63,10 @@ def gpu_scale_demand() -> list[dict]:
     """Tokens/s that the gpu scale's least and most expensive models consume at its assumed MFU.
 
     The shapes are the scale's: the capacity widths, the vocabulary study (fixed Transformer and fixed total
-    parameters) and the named sizes of the model-size sweep, built with :mod:`xlmr_core.sweeps`' own helpers.
+    parameters) and the named sizes of the model-size sweep, built with :mod:`xlmr_core.study.sweeps`' own helpers.
     """
-    from xlmr_core.model import model_config, train_flops_for
-    from xlmr_core.sweeps import PRESETS, fixed_total_width, param_counts, with_width
+    from xlmr_core.model.encoder import model_config, train_flops_for
+    from xlmr_core.study.sweeps import PRESETS, fixed_total_width, param_counts, with_width
 
     g = PRESETS["gpu"]
     shapes = [(f"capacity h{w}", with_width(g.model, w), g.vocab_size) for w in g.widths]
@@ -88,12 +88,12 @@ def gpu_scale_demand() -> list[dict]:
 
 
 def trainer_rate(size: str, tok, batch: dict, args) -> dict | None:
-    """Tokens/s of forward + backward + AdamW step for a named model size (None without xlmr_core.model)."""
-    if importlib.util.find_spec("xlmr_core.model") is None:
+    """Tokens/s of forward + backward + AdamW step for a named model size (None without xlmr_core.model.encoder)."""
+    if importlib.util.find_spec("xlmr_core.model.encoder") is None:
         return None
     import torch
 
-    from xlmr_core import model as M
+    from xlmr_core.model import encoder as M
 
     cfg = M.model_config(size, tok.vocab_size)
     net = M.XLMRForMaskedLM(cfg).to(args.device)
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     for size in [s for s in args.sizes.split(",") if s]:
         r = trainer_rate(size, tok, batch, args)
         if r is None:
-            print("\n(xlmr_core.model not available: no trainer rate)")
+            print("\n(xlmr_core.model.encoder not available: no trainer rate)")
             break
         r["loader_over_trainer"] = loader_tps / r["tokens_per_s"]
         result["trainer"].append(r)

@@ -60,9 +60,9 @@ def _first(curve, level: float):
 
 
 def run_recipe(name: str, overrides: str, args, corpus: str, root: Path) -> dict:
-    from xlmr_core import rundir
     from xlmr_core.config import load_config
-    from xlmr_core.train import train
+    from xlmr_core.train import rundir
+    from xlmr_core.train.trainer import train
 
     langs = ",".join(HIGH + LOW)
     items = [*BASE.split(), *overrides.split(), f"data.corpus={corpus}", f"data.langs={langs}",

@@ -1,6 +1,6 @@
 """Tokenizer training time against vocabulary size, and encoding throughput per process and with all cores.
 
-Training: ``xlmr_core.tokenizer.train_tokenizer`` (SentencePiece unigram, α = 0.3 sampling) on all languages of
+Training: ``xlmr_core.data.tokenizer.train_tokenizer`` (SentencePiece unigram, α = 0.3 sampling) on all languages of
 a corpus (default: the demo corpus) with a fixed sample of lines, once per vocabulary size; the time to write the
 sample and the SentencePiece training time are reported apart. Encoding: SentencePiece alone in one process
 (``Tokenizer.encode_batch``, MB of UTF-8 per second), then the whole shard pipeline
@@ -26,8 +26,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def train_times(corpus: Path, vocab_sizes: list[int], sample_lines: int, threads: int) -> list[dict]:
     """Wall, sampling and SentencePiece training seconds for each vocabulary size (errors recorded, not raised)."""
+    from xlmr_core.data.tokenizer import train_tokenizer
     from xlmr_core.errors import XlmrError
-    from xlmr_core.tokenizer import train_tokenizer
 
     rows = []
     for v in vocab_sizes:
@@ -90,9 +90,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=RESULTS / "tokenizer.json")
     args = ap.parse_args()
 
-    from xlmr_core.corpus import select_languages
+    from xlmr_core.data.corpus import select_languages
+    from xlmr_core.data.tokenizer import tokenizer_for
     from xlmr_core.fsutil import atomic_write_json
-    from xlmr_core.tokenizer import tokenizer_for
 
     if args.corpus is None:
         from xlmr_core.democorpus import ensure_demo_corpus

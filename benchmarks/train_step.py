@@ -1,6 +1,6 @@
 """Training-step time and peak memory of our XLM-R against transformers' XLMRobertaForMaskedLM, same weights.
 
-Both models start from the same random weights (transformers' init, copied into ours through xlmr_core.hf),
+Both models start from the same random weights (transformers' init, copied into ours through xlmr_core.model.hf),
 get the same pre-generated masked batches (fairseq 80/10/10 masking, no padding, as in pretraining) and train
 with fused AdamW and the same dropout. The first losses are checked to agree (dropout off for that check), then
 timed steps alternate between the models after a warm-up, so that load from other jobs on a shared machine hits
@@ -66,8 +66,8 @@ def model_configs(shape: dict):
     """(our ModelConfig, transformers XLMRobertaConfig with sdpa attention) for a benchmark shape."""
     from transformers import XLMRobertaConfig
 
-    from xlmr_core import hf
-    from xlmr_core.model import model_config
+    from xlmr_core.model import hf
+    from xlmr_core.model.encoder import model_config
 
     cfg = model_config("tiny", shape["vocab"], hidden_size=shape["hidden"], num_layers=shape["layers"],
                        num_heads=shape["heads"], ffn_size=shape["ffn"], max_positions=max(512, shape["seq"]))
@@ -80,7 +80,7 @@ def build(which: str, shape: dict, dev: torch.device, seed: int = 0):
     """A freshly initialised model (``which`` = "ours" or "transformers") on ``dev``, in train mode."""
     from transformers import XLMRobertaForMaskedLM
 
-    from xlmr_core.model import XLMRForMaskedLM
+    from xlmr_core.model.encoder import XLMRForMaskedLM
 
     cfg, hcfg = model_configs(shape)
     torch.manual_seed(seed)
@@ -151,8 +151,8 @@ def peak_memory(which: str, shape: dict, dev: torch.device, precision: str, thre
 def compare(shape: dict, precisions: list[str], dev: torch.device, steps: int, warmup: int,
             mask_rate: float = 0.15) -> dict:
     """Same-weights loss check, then alternating timed steps of both models in each precision."""
-    from xlmr_core import hf
-    from xlmr_core.model import XLMRForMaskedLM, train_flops_for
+    from xlmr_core.model import hf
+    from xlmr_core.model.encoder import XLMRForMaskedLM, train_flops_for
 
     cfg, _ = model_configs(shape)
     theirs = build("transformers", shape, dev)

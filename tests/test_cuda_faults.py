@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_train import losses, small_config
 
-from xlmr_core import rundir
-from xlmr_core.model import XLMRForMaskedLM, model_config
-from xlmr_core.train import _Trainer, train
+from xlmr_core.model.encoder import XLMRForMaskedLM, model_config
+from xlmr_core.train import rundir
+from xlmr_core.train.trainer import _Trainer, train
 
 
 @pytest.mark.timeout(300)

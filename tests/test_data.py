@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from xlmr_core import data
-from xlmr_core.corpus import language_stats, open_lines, sampling_probs
 from xlmr_core.data import HeldoutSplit, MaskConfig, ShardSet, make_batch, mask_block
+from xlmr_core.data.corpus import language_stats, open_lines, sampling_probs
+from xlmr_core.data.tokenizer import Tokenizer
 from xlmr_core.errors import XlmrError
-from xlmr_core.tokenizer import Tokenizer
 
 SEQ = 128  # block length in the batch tests (the masking rule does not depend on it)
 SMALL_LANGS = ["ar", "el", "fi"]  # the smallest test languages, for the tests that encode again
@@ -299,7 +299,7 @@ def test_large_vocabulary_uses_uint32(shards, demo_tokenizer, demo_corpus, tmp_p
 _RACE = textwrap.dedent("""
     import sys
     from xlmr_core import data
-    from xlmr_core.tokenizer import Tokenizer
+    from xlmr_core.data.tokenizer import Tokenizer
     s = data.shards_for(Tokenizer(sys.argv[1]), sys.argv[2], sys.argv[3].split(","), cache_root=sys.argv[4],
                         workers=1, chunk_bytes=1 << 16)
     print(s.root)
@@ -370,7 +370,7 @@ _BATCH = textwrap.dedent("""
     import sys
     import numpy as np
     from xlmr_core import data
-    from xlmr_core.tokenizer import Tokenizer
+    from xlmr_core.data.tokenizer import Tokenizer
     tok, shards = Tokenizer(sys.argv[1]), data.ShardSet(sys.argv[2])
     probs = {lang: 1.0 + i for i, lang in enumerate(shards.langs)}
     out = {}

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from xlmr_core import finetune as FT
 from xlmr_core.democorpus import ddtp
 from xlmr_core.democorpus.ddtp import EXCLUDED_SECTIONS, LABELS, build_ddtp, ensure_ddtp, find_indexes, read_meta
 from xlmr_core.errors import XlmrError
+from xlmr_core.evaluate import finetune as FT
 
 # ---------------------------------------------------------------------------------------------
 # synthetic indexes: every label, a dominating one, sources with two binaries, and the traps
@@ -154,7 +154,7 @@ def test_synthetic_left_out_language_and_parallel_set(synthetic):
     _, _, out, meta = synthetic
     assert set(meta["languages"]) == {"en", "fr"} and not (out / "sv").exists()
     assert meta["left_out"]["sv"]["test"] < 20 and "fewer than 20 test descriptions" in meta["left_out"]["sv"]["why"]
-    from xlmr_core.evaluate import read_tsv, set_languages
+    from xlmr_core.evaluate.suites import read_tsv, set_languages
 
     assert set_languages(out, "ddtp") == ["en", "fr"]
     en, fr = read_tsv(out / "eval" / "ddtp" / "en.tsv"), read_tsv(out / "eval" / "ddtp" / "fr.tsv")
@@ -295,7 +295,7 @@ def test_real_no_description_in_demo_corpus_training_text(real, demo_corpus):
 def debug_run(demo_corpus, tmp_path_factory) -> Path:
     """A debug model trained for 30 steps on four demo languages (the evaluation tests' tokenizer)."""
     from xlmr_core.config import load_config
-    from xlmr_core.train import train
+    from xlmr_core.train.trainer import train
 
     run_dir = tmp_path_factory.mktemp("ddtp-run") / "run"
     cfg = load_config(None, [
@@ -323,8 +323,8 @@ def one_thread():
 
 @pytest.mark.timeout(600)
 def test_suite_end_to_end_on_a_debug_run(real, debug_run, one_thread):
-    from xlmr_core import plots, results
-    from xlmr_core.evaluate import evaluate_run, format_results
+    from xlmr_core.evaluate.suites import evaluate_run, format_results
+    from xlmr_core.study import plots, results
 
     out, meta = real
     res = evaluate_run(debug_run, ["ddtp"], ddtp_cfg=SMALL, ddtp_retrieval=10, quiet=True)
@@ -349,7 +349,7 @@ def test_suite_end_to_end_on_a_debug_run(real, debug_run, one_thread):
 
 @pytest.mark.timeout(600)
 def test_translate_train_all_takes_every_language(real, debug_run, one_thread):
-    from xlmr_core.rundir import load_run
+    from xlmr_core.train.rundir import load_run
 
     model, tok, _ = load_run(debug_run)
     cfg = dataclasses.replace(SMALL, translate_train_all=True, seeds=(0,))
@@ -359,7 +359,7 @@ def test_translate_train_all_takes_every_language(real, debug_run, one_thread):
 
 
 def test_transfer_plot_marks_chance_majority_and_the_paper():
-    from xlmr_core import plots
+    from xlmr_core.study import plots
 
     rng = np.random.default_rng(0)
     rows = []
@@ -387,7 +387,7 @@ def test_transfer_plot_marks_chance_majority_and_the_paper():
 
 
 def test_transfer_by_design_splits_english_targets_and_the_rest():
-    from xlmr_core import plots
+    from xlmr_core.study import plots
 
     rng = np.random.default_rng(1)
     sets = {"none": ["en", "fr", "gl"], "related": ["en", "fr", "gl", "es", "pt"], "unrelated": ["en", "fr", "gl",

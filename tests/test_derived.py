@@ -1,4 +1,4 @@
-"""Derived languages (xlmr_core.derived): text transforms, the derived tokenizer's id maps, the derived corpus and
+"""Derived languages (xlmr_core.data.derived): text transforms, the derived tokenizer's id maps, the derived corpus and
 its held-out split, and a derived run trained and scored like any other."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xlmr_core import derived as D
 from xlmr_core.config import DeriveConfig, load_config
+from xlmr_core.data import derived as D
 from xlmr_core.data import shards_for
+from xlmr_core.data.tokenizer import Tokenizer, tokenizer_for
 from xlmr_core.errors import XlmrError
-from xlmr_core.tokenizer import Tokenizer, tokenizer_for
 
 WORDS = ("the kernel maps each page of memory once and frees it when the last user goes away "
          "drivers register their devices with the bus which probes them in order").split()
@@ -136,7 +136,7 @@ def test_parallel_slices_and_a_source_too_small(source, tmp_path, cache_root):
 
 
 def test_a_derived_run_trains_and_scores_per_source_byte(source, cache_root, tmp_path):
-    from xlmr_core.train import train
+    from xlmr_core.train.trainer import train
 
     cfg = load_config(None, [
         f"run_dir={tmp_path / 'run'}", "model.size=debug", "model.hidden_size=32", "model.num_heads=2",

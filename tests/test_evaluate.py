@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from xlmr_core.cli import main
 from xlmr_core.config import DataConfig, load_config
 from xlmr_core.data import MaskConfig, heldout_blocks, mask_block
+from xlmr_core.data.tokenizer import tokenizer_for
 from xlmr_core.errors import XlmrError
-from xlmr_core.evaluate import (
+from xlmr_core.evaluate.heldout import paired_difference
+from xlmr_core.evaluate.suites import (
     embed,
     eval_texts,
     evaluate_run,
@@ -26,11 +28,9 @@ from xlmr_core.evaluate import (
     retrieval_scores,
     retrieval_suite,
 )
-from xlmr_core.heldout import paired_difference
-from xlmr_core.model import XLMRForMaskedLM, model_config
-from xlmr_core.rundir import load_run
-from xlmr_core.tokenizer import tokenizer_for
-from xlmr_core.train import train
+from xlmr_core.model.encoder import XLMRForMaskedLM, model_config
+from xlmr_core.train.rundir import load_run
+from xlmr_core.train.trainer import train
 
 VOCAB = 2000  # SentencePiece pieces (conftest's VOCAB)
 V = VOCAB + 2  # model vocabulary: + <pad>, <mask>

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_core import cache, jobs
 from xlmr_core.cli import main
 from xlmr_core.config import RunConfig, apply_overrides, load_config
-from xlmr_core.corpus import validate_languages
-from xlmr_core.data import ShardSet, shards_for
+from xlmr_core.data import ShardSet, cache, shards_for
+from xlmr_core.data.corpus import validate_languages
+from xlmr_core.data.tokenizer import tokenizer_for
 from xlmr_core.errors import XlmrError
-from xlmr_core.rundir import list_checkpoints, read_checkpoint_state
-from xlmr_core.tokenizer import tokenizer_for
-from xlmr_core.train import prepare, train
+from xlmr_core.study import jobs
+from xlmr_core.train.rundir import list_checkpoints, read_checkpoint_state
+from xlmr_core.train.trainer import prepare, train
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = ["bg", "sl"]  # the two smallest demo languages: a tokenizer and shards in a few seconds
@@ -223,7 +223,7 @@ def test_an_entry_built_before_manifests_gets_one(tmp_path):
 
 @pytest.mark.timeout(400)
 def test_two_launchers_of_one_sweep_train_each_run_once(demo_corpus, small_cache, tmp_path):
-    from xlmr_core import sweeps
+    from xlmr_core.study import sweeps
 
     sets = _overrides(demo_corpus, small_cache)  # no run_dir: the sweep names its runs' directories
     prepare(apply_overrides(sweeps.get_sweep("model_size", "demo", (0,), tmp_path / "warm")[0], sets))
@@ -317,7 +317,7 @@ def test_a_sigterm_job_is_interrupted_not_failed_and_its_log_shows_progress(demo
     import signal
     import time
 
-    from xlmr_core import sweeps
+    from xlmr_core.study import sweeps
 
     sets = [*_overrides(demo_corpus, small_cache), "schedule.steps=5000", "log_interval=10",
             "checkpoint.interval=20", "log.tensorboard=false"]
@@ -351,8 +351,8 @@ def test_exported_files_get_the_mode_of_the_umask(tmp_path):
 
     import torch
 
-    from xlmr_core.hf import export
-    from xlmr_core.model import XLMRForMaskedLM, model_config
+    from xlmr_core.model.encoder import XLMRForMaskedLM, model_config
+    from xlmr_core.model.hf import export
 
     torch.manual_seed(0)
     out = export(XLMRForMaskedLM(model_config("debug", 100)), tmp_path / "hf")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from xlmr_core import finetune as FT
 from xlmr_core.errors import XlmrError
+from xlmr_core.evaluate import finetune as FT
 
 FILLER = ("river stone table window garden yellow paper music quiet morning coffee bridge letter "
           "forest engine silver market winter cotton basket ladder pencil harbor meadow").split()
@@ -161,7 +161,7 @@ def _corpus_text() -> str:
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
     """A small SentencePiece unigram tokenizer trained on the synthetic tasks' words."""
-    from xlmr_core.tokenizer import train_tokenizer
+    from xlmr_core.data.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("ft-tok")
     corpus = root / "corpus"
@@ -180,7 +180,7 @@ def _one_thread():
 
 
 def _debug_model(tok, seed: int = 0):
-    from xlmr_core.model import XLMRForMaskedLM, model_config
+    from xlmr_core.model.encoder import XLMRForMaskedLM, model_config
 
     torch.manual_seed(seed)
     return XLMRForMaskedLM(model_config("debug", tok.vocab_size))

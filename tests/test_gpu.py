@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlmr_core.model import XLMRForMaskedLM, model_config
+from xlmr_core.model.encoder import XLMRForMaskedLM, model_config
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -112,8 +112,8 @@ def _cuda_config(corpus: Path, run_dir: Path, **over):
 
 @pytest.mark.timeout(300)
 def test_trainer_on_cuda_logs_tokens_per_s_and_mfu(demo_corpus, tmp_path):
-    from xlmr_core.device import peak_bf16_flops
-    from xlmr_core.train import train
+    from xlmr_core.model.device import peak_bf16_flops
+    from xlmr_core.train.trainer import train
 
     run_dir = tmp_path / "run"
     final = train(_cuda_config(demo_corpus, run_dir, **{"log_interval": 4, "checkpoint.interval": 6}))
@@ -130,7 +130,7 @@ def test_trainer_on_cuda_logs_tokens_per_s_and_mfu(demo_corpus, tmp_path):
 @pytest.mark.timeout(300)
 def test_resume_on_cuda_continues_the_run(demo_corpus, tmp_path):
     """A requeued GPU job: checkpoints read onto the CPU, the RNG state set from a CPU ByteTensor."""
-    from xlmr_core.train import train
+    from xlmr_core.train.trainer import train
 
     run_dir = tmp_path / "run"
     cfg = _cuda_config(demo_corpus, run_dir, **{"schedule.steps": 6, "log_interval": 2})
@@ -143,8 +143,8 @@ def test_resume_on_cuda_continues_the_run(demo_corpus, tmp_path):
 def test_nan_guard_on_cuda_names_the_first_bad_step(demo_corpus, tmp_path):
     """Read back every step or only at logs/checkpoints: the same (first) non-finite step is named."""
     from xlmr_core.errors import XlmrError
-    from xlmr_core.rundir import read_checkpoint_state
-    from xlmr_core.train import train
+    from xlmr_core.train.rundir import read_checkpoint_state
+    from xlmr_core.train.trainer import train
 
     blow_up = {"optim.lr": 1e30, "schedule.warmup_steps": 0, "optim.grad_clip": 0}
     named = []

@@ -56,7 +56,7 @@ def test_dry_run_prints_every_stage_with_commands_and_budgets(capsys, tmp_path):
     assert f"gpu.py --sizes base --tune --profile {work / 'profile.json'} --json {out / 'bench_base.json'}" in text
     assert f"--sizes large --like {out / 'bench_base.json'}" in text
     # the training run: the real trainer with the gpu preset's shape
-    from xlmr_core.sweeps import PRESETS
+    from xlmr_core.study.sweeps import PRESETS
 
     g = PRESETS["gpu"]
     assert "-m xlmr_core train " in text and "precision.device=cuda" in text and "schedule.steps=300" in text

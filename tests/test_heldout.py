@@ -12,8 +12,8 @@ import torch
 from xlmr_core.config import EvalConfig
 from xlmr_core.data import MaskConfig, mask_block
 from xlmr_core.errors import XlmrError
-from xlmr_core.heldout import cluster_se, mlm_eval, paired_difference, scored_sample, unigram_logprobs
-from xlmr_core.model import XLMRForMaskedLM, model_config
+from xlmr_core.evaluate.heldout import cluster_se, mlm_eval, paired_difference, scored_sample, unigram_logprobs
+from xlmr_core.model.encoder import XLMRForMaskedLM, model_config
 
 SPECIALS = (0, 1, 2, 3)  # <s> <pad> </s> <unk>
 

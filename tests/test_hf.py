@@ -11,9 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from xlmr_core import hf, rundir
 from xlmr_core.errors import XlmrError
-from xlmr_core.model import ModelConfig, XLMRForMaskedLM, model_config
+from xlmr_core.model import hf
+from xlmr_core.model.encoder import ModelConfig, XLMRForMaskedLM, model_config
+from xlmr_core.train import rundir
 
 transformers = pytest.importorskip("transformers")
 
@@ -248,9 +249,9 @@ def test_cli_import_then_export_from_checkpoint_and_run_dir(tmp_path, spm_model)
 @pytest.mark.timeout(300)
 def test_cli_export_of_a_run_the_trainer_left_unfinished_then_finished(tmp_path, demo_corpus):
     """``export-hf RUN_DIR`` on the trainer's own output: its newest checkpoint while it runs, final.json's after."""
-    from xlmr_core import rundir
     from xlmr_core.config import load_config
-    from xlmr_core.train import train
+    from xlmr_core.train import rundir
+    from xlmr_core.train.trainer import train
 
     run = tmp_path / "run"
     cfg = load_config(None, [

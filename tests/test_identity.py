@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_core import rundir
-from xlmr_core import train as train_module
 from xlmr_core.cli import main
 from xlmr_core.config import load_config, to_dict
 from xlmr_core.errors import XlmrError
-from xlmr_core.train import check_config, train
+from xlmr_core.train import rundir
+from xlmr_core.train import trainer as train_module
+from xlmr_core.train.trainer import check_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlmr_core import lawcli
 from xlmr_core.cli import main
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import lawcli
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("XLMR_SHARED_DATA") or REPO.parent / "shared" / "data").resolve()

@@ -1,4 +1,4 @@
-"""xlmr_core.laws on synthetic data drawn from each law with noise: the exponents are recovered within their
+"""xlmr_core.study.laws on synthetic data drawn from each law with noise: the exponents are recovered within their
 bootstrap intervals, bad fits are flagged, prediction errors and the derived answers match their closed forms.
 The ATLAS data go through real run directories and ``results.load_long``, as a sweep's would."""
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlmr_core import laws, plots, results
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import laws, plots, results
 
 ATLAS_TRUE = dict(L_inf=1.2, A=60.0, B=40.0, alpha=0.35, beta=0.3, phi=0.12, psi=-0.05)
 CHIN_TRUE = {"high": dict(E=1.5, A=200.0, B=300.0, alpha=0.34, beta=0.28),

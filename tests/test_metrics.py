@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from xlmr_core import metrics as M
 from xlmr_core.errors import XlmrError
+from xlmr_core.evaluate import metrics as M
 
 # ---------------------------------------------------------------------------------------------
 # classification / regression

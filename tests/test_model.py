@@ -8,16 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlmr_core import hf
 from xlmr_core.errors import XlmrError
-from xlmr_core.model import (
-    SIZES,
-    ModelConfig,
-    XLMRForMaskedLM,
-    masked_lm_loss,
-    model_config,
-    train_flops_for,
-)
+from xlmr_core.model import hf
+from xlmr_core.model.encoder import SIZES, ModelConfig, XLMRForMaskedLM, masked_lm_loss, model_config, train_flops_for
 
 transformers = pytest.importorskip("transformers")
 

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlmr_core import finetune, jobs, notebooks, results, sweeps
 from xlmr_core.config import apply_overrides
 from xlmr_core.errors import XlmrError
+from xlmr_core.evaluate import finetune
+from xlmr_core.study import jobs, notebooks, results, sweeps
 
 NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "scaling_laws", "explore")
 STUDY = {"capacity_dilution": "capacity_dilution", "vocab_scaling": "vocab_scaling", "sampling_alpha": "sampling_alpha",
@@ -42,8 +43,8 @@ def _launch(cfgs, root: Path, sweep: str) -> None:
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory, demo_corpus) -> Path:
     """Tiny capacity (2 language sets × 2 widths × 2 seeds), vocabulary (2 sizes × 2 modes) and α (2 values)
-    sweeps from ``xlmr_core.sweeps`` with the debug model, trained and evaluated for real."""
-    from xlmr_core.evaluate import evaluate_run
+    sweeps from ``xlmr_core.study.sweeps`` with the debug model, trained and evaluated for real."""
+    from xlmr_core.evaluate.suites import evaluate_run
 
     root = tmp_path_factory.mktemp("results")
     # the matched design: the six targets alone and with six related languages, two widths, two seeds

@@ -127,7 +127,7 @@ def test_installed_package_draws_figures_with_its_notebooks(installed_package):
     of the fixture run, collected into the study's table) from a directory outside the repository."""
     pytest.importorskip("papermill", reason="running notebooks needs the notebook extra")
     inst = installed_package
-    code = "from xlmr_core import notebooks; print(notebooks.notebook_path('capacity_dilution'))"
+    code = "from xlmr_core.study import notebooks; print(notebooks.notebook_path('capacity_dilution'))"
     path = Path(run_installed(inst, "python", "-c", code).stdout.strip())
     assert path.is_relative_to(inst.site) and path.is_file()
     study = inst.work / "results" / "sampling_alpha"
@@ -136,7 +136,7 @@ def test_installed_package_draws_figures_with_its_notebooks(installed_package):
         cfg = json.loads((study / name / "config.json").read_text())
         cfg["config"]["name"] = name
         (study / name / "config.json").write_text(json.dumps(cfg))
-    code = ("import sys; from pathlib import Path; from xlmr_core import notebooks, results\n"
+    code = ("import sys; from pathlib import Path; from xlmr_core.study import notebooks, results\n"
             "assert Path(notebooks.__file__).is_relative_to(sys.argv[1]), notebooks.__file__\n"
             "root = Path('results/sampling_alpha')\n"
             "results.write_table(results.tidy(results.run_dirs(root)), root)\n"

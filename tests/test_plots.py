@@ -1,5 +1,5 @@
-"""xlmr_core.plots on small results frames with the columns of ``results.per_lang`` (the tidy table, one row per run
-and language): the numbers drawn on the Axes are the frame's seed means and standard deviations, the trend is
+"""xlmr_core.study.plots on small results frames with the columns of ``results.per_lang`` (the tidy table, one row
+per run and language): the numbers drawn on the Axes are the frame's seed means and standard deviations, the trend is
 numpy's least squares, files are written."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlmr_core import plots, units
+from xlmr_core import units
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import plots
 
 HIGH, LOW, MID = ["en", "fr", "de"], ["sw", "ur"], ["it", "pt", "nl", "ja", "ko", "pl", "id"]
 
@@ -233,7 +234,7 @@ def test_bad_input_is_one_clear_error():
 def test_arm_effects_keep_evaluation_error_and_seed_spread_apart():
     """Two seeds, two languages per group: the group mean per seed, then the seed mean; the evaluation's s.e. in
     quadrature over languages and then seeds; the seed spread as the s.d. of the seeds' group means."""
-    from xlmr_core import results
+    from xlmr_core.study import results
 
     rows = []
     for seed, (d1, d2, s1, s2) in enumerate([(0.10, 0.20, 0.01, 0.02), (0.30, 0.00, 0.03, 0.04)]):

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from conftest import TEST_LANGS, TEST_SAMPLE_LINES, TEST_VOCAB
 
-from xlmr_core import laws, results, rundir, sweeps
 from xlmr_core.config import load_config
 from xlmr_core.data import repetition
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import laws, results, sweeps
+from xlmr_core.train import rundir
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = [sys.executable, str(REPO / "sweeps" / "launch.py")]
@@ -106,7 +107,7 @@ def test_every_preset_over_4_epochs_states_why():
 
 
 def test_tiny_run_records_epochs_per_language_in_final_json_and_results(demo_corpus, tmp_path):
-    from xlmr_core.train import train
+    from xlmr_core.train.trainer import train
 
     run_dir = tmp_path / "run"
     cfg = load_config(None, [

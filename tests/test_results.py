@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlmr_core import plots, results, rundir
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import plots, results
+from xlmr_core.train import rundir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v0"
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from xlmr_core import jobs, results, rundir
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import jobs, results
+from xlmr_core.train import rundir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v0"
 
@@ -133,10 +134,12 @@ def _imports() -> dict[str, set[str]]:
 
 def test_only_the_job_and_the_cli_import_the_trainer_and_no_import_makes_a_circle():
     graph = _imports()
-    assert "xlmr_core.rundir" in graph and "xlmr_core.finetune.tasks" in graph
-    assert {m for m, deps in graph.items() if "xlmr_core.train" in deps} <= {"xlmr_core.jobs", "xlmr_core.cli"}
-    for m in ("xlmr_core.hf", "xlmr_core.results", "xlmr_core.evaluate", "xlmr_core.finetune.loop"):
-        assert "xlmr_core.rundir" in graph[m], m
+    assert "xlmr_core.train.rundir" in graph and "xlmr_core.evaluate.finetune.tasks" in graph
+    importers = {m for m, deps in graph.items() if "xlmr_core.train.trainer" in deps}
+    assert importers <= {"xlmr_core.study.jobs", "xlmr_core.cli", "xlmr_core.train"}
+    for m in ("xlmr_core.model.hf", "xlmr_core.study.results", "xlmr_core.evaluate.suites",
+              "xlmr_core.evaluate.finetune.loop"):
+        assert "xlmr_core.train.rundir" in graph[m], m
     state: dict[str, int] = {}  # depth-first search: 1 on the path, 2 done
 
     def visit(m: str, path: list[str]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_core import jobs, results, sweeps
+from xlmr_core.study import jobs, results, sweeps
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -126,7 +126,7 @@ def test_slurm_down_stops_only_the_daemons_listed_as_started(tmp_path):
 def warm_cache(demo_corpus, tmp_path_factory):
     """Build the runs' tokenizer and shards once, here, so the jobs time only their own work."""
     from xlmr_core.config import apply_overrides
-    from xlmr_core.train import prepare
+    from xlmr_core.train.trainer import prepare
 
     cfg = sweeps.get_sweep("model_size", "demo", (0,), tmp_path_factory.mktemp("warm"))[0]
     prepare(apply_overrides(cfg, OVERRIDES))

@@ -1,5 +1,5 @@
-"""Studies (``xlmr_core.studies``): the table, the default places, runs shared between studies, and the command
-line's verbs (``xlmr_core.studycli``, also ``sweeps/launch.py``): plan = dry-run, status over shared runs, eval
+"""Studies (``xlmr_core.study.studies``): the table, the default places, runs shared between studies, and the command
+line's verbs (``xlmr_core.study.cli``, also ``sweeps/launch.py``): plan = dry-run, status over shared runs, eval
 without a training step, collect, figures. About 1 minute on 2 cores."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_core import jobs, rundir, studies, studycli, sweeps
 from xlmr_core.errors import XlmrError
+from xlmr_core.study import cli as studycli
+from xlmr_core.study import jobs, studies, sweeps
+from xlmr_core.train import rundir
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = [sys.executable, str(REPO / "sweeps" / "launch.py")]
@@ -49,7 +51,7 @@ def test_the_table_lists_every_study_and_one_entry_adds_one(tmp_path, monkeypatc
 
 def test_one_default_for_each_place(tmp_path, monkeypatch, demo_corpus):
     from xlmr_core.democorpus.build import default_out_dir
-    from xlmr_core.presets import corpus_for
+    from xlmr_core.study.presets import corpus_for
 
     monkeypatch.delenv("XLMR_RESULTS", raising=False)
     monkeypatch.delenv("XLMR_CORPUS", raising=False)
@@ -135,8 +137,8 @@ def test_plan_and_its_alias_dry_run_print_the_same():
 def test_the_command_line_is_a_console_script_of_the_package():
     pyproject = (REPO / "pyproject.toml").read_text()
     scripts = pyproject[pyproject.index("[project.scripts]"):].split("\n\n")[0]
-    assert 'xlmr-sweep = "xlmr_core.studycli:main"' in scripts.splitlines()
-    out = subprocess.run([sys.executable, "-m", "xlmr_core.studycli", "list"], capture_output=True, text=True,
+    assert 'xlmr-sweep = "xlmr_core.study.cli:main"' in scripts.splitlines()
+    out = subprocess.run([sys.executable, "-m", "xlmr_core.study.cli", "list"], capture_output=True, text=True,
                          timeout=60, cwd=REPO)
     assert out.returncode == 0 and "scaling_laws" in out.stdout and "demo" in out.stdout, out.stderr
 
@@ -197,7 +199,7 @@ def test_eval_adds_a_suite_to_finished_runs_without_a_training_step(finished):
 
 
 def test_collect_writes_the_study_table_and_figures_run_its_notebooks(finished, tmp_path, monkeypatch):
-    from xlmr_core import notebooks, results
+    from xlmr_core.study import notebooks, results
 
     root = finished["root"]
     out = _cli("collect", "model_size", "--root", root)  # without a scale: the runs in its directory

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_core import jobs, results, sweeps
 from xlmr_core.config import ModelSpec
+from xlmr_core.study import jobs, results, sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = [sys.executable, str(REPO / "sweeps" / "launch.py")]
@@ -112,7 +112,7 @@ def test_every_sweep_at_every_scale_has_unique_named_runs(tmp_path, demo_corpus,
 
 
 def test_target_sampling_keeps_the_targets_share_and_their_relative_rates():
-    from xlmr_core.corpus import sampling_probs, target_sampling_probs
+    from xlmr_core.data.corpus import sampling_probs, target_sampling_probs
 
     counts = {"en": 900.0, "gl": 40.0, "es": 600.0, "ar": 50.0, "ta": 10.0}
     q = target_sampling_probs(counts, 0.3, ("en", "gl"), 0.5)
@@ -202,7 +202,7 @@ def _launch(*args, root: Path, timeout=240) -> subprocess.CompletedProcess:
 @pytest.mark.timeout(300)
 def test_local_executor_runs_skips_and_collects(demo_corpus, tmp_path):
     from xlmr_core.config import apply_overrides
-    from xlmr_core.train import prepare
+    from xlmr_core.train.trainer import prepare
 
     prepare(apply_overrides(sweeps.get_sweep("model_size", "demo", (0,), tmp_path / "warm")[0], OVERRIDES))
     args = ["run", "model_size", "--seeds", "0,1", "--only", "debug-*", "--executor", "local",
@@ -267,8 +267,9 @@ def test_status_of_a_killed_local_run_shows_failed_with_its_error(tmp_path):
 
 
 def test_default_suites_include_ddtp_transfer_beyond_the_demo_scale():
-    from xlmr_core import evaluate, studies
-    from xlmr_core.studycli import parse_suites
+    from xlmr_core.evaluate import suites as evaluate
+    from xlmr_core.study import studies
+    from xlmr_core.study.cli import parse_suites
 
     assert parse_suites("all") == (*evaluate.SUITES, *evaluate.TRANSFER_SUITES) == studies.ALL_SUITES
     assert parse_suites("none") == () and parse_suites("bpb,ddtp") == ("bpb", "ddtp") and parse_suites(None) is None
@@ -281,7 +282,7 @@ def test_default_suites_include_ddtp_transfer_beyond_the_demo_scale():
 
 
 def test_every_study_at_every_scale_it_claims(tmp_path, demo_corpus, gpu_corpus):
-    from xlmr_core import studies
+    from xlmr_core.study import studies
 
     assert "demo" in studies.STUDIES
     for name, recipe in studies.STUDIES.items():
@@ -330,7 +331,7 @@ def _small_sweep(corpus: Path, cache_root: Path, root: Path) -> list:
 
 def _untouched(run_dir: Path) -> dict:
     """What any training step would change: the checkpoints (names and times), the training records, config.json."""
-    from xlmr_core import rundir
+    from xlmr_core.train import rundir
 
     return {"checkpoints": {p.name: p.stat().st_mtime_ns for p in rundir.list_checkpoints(run_dir)},
             "steps": [r["step"] for r in rundir.read_metrics(run_dir) if "loss" in r],
@@ -339,7 +340,7 @@ def _untouched(run_dir: Path) -> dict:
 
 @pytest.mark.timeout(300)
 def test_a_suite_added_to_a_finished_sweep_is_evaluated_without_training(demo_corpus, small_cache, tmp_path):
-    from xlmr_core import rundir
+    from xlmr_core.train import rundir
 
     cfgs = _small_sweep(demo_corpus, small_cache, tmp_path)
     sweep_dir, opts, said = tmp_path / "model_size", jobs.LaunchOptions(), []
@@ -379,7 +380,7 @@ def test_a_suite_added_to_a_finished_sweep_is_evaluated_without_training(demo_co
 
 def _ended_job(run_dir: Path, log: str, checkpoints: int = 0) -> Path:
     """A run whose local job has exited, with ``log`` as its stderr and ``checkpoints`` saved."""
-    from xlmr_core import rundir
+    from xlmr_core.train import rundir
 
     run_dir.mkdir(parents=True)
     (run_dir / "job.err").write_text(log)

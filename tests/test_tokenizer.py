@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from xlmr_core.corpus import open_lines, sampling_probs
+from xlmr_core.data.corpus import open_lines, sampling_probs
+from xlmr_core.data.tokenizer import Tokenizer, tokenizer_for, tokenizer_metrics, train_tokenizer
 from xlmr_core.errors import XlmrError
-from xlmr_core.tokenizer import Tokenizer, tokenizer_for, tokenizer_metrics, train_tokenizer
 
 # one or more languages per script: Latin, Cyrillic, Arabic, Han, Kana, Devanagari, Greek, Hangul, Thai
 LANGS = ["en", "de", "ru", "ar", "zh", "ja", "mr", "el", "ko", "th"]

@@ -9,9 +9,10 @@ import logging
 import pytest
 from test_train import LANGS, small_config
 
-from xlmr_core import results, rundir
-from xlmr_core.tracking import Tracker
-from xlmr_core.train import train
+from xlmr_core.study import results
+from xlmr_core.train import rundir
+from xlmr_core.train.tracking import Tracker
+from xlmr_core.train.trainer import train
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -71,7 +72,7 @@ def test_wandb_is_never_required(tmp_path, caplog, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
-    with caplog.at_level(logging.WARNING, logger="xlmr_core.tracking"):
+    with caplog.at_level(logging.WARNING, logger="xlmr_core.train.tracking"):
         t = Tracker(tmp_path, wandb="offline")
     assert t.wandb_run is None and "pip install wandb" in caplog.text
     t.log_train({"step": 1, "loss_bits": 3.0, "lr": float("nan"), "mfu": None})  # non-finite values skipped
@@ -89,7 +90,7 @@ def test_a_failing_writer_stops_the_event_files_not_the_run(tmp_path, caplog):
     t = Tracker(tmp_path)
     t.writer.close()
     t.writer = Full()
-    with caplog.at_level(logging.WARNING, logger="xlmr_core.tracking"):
+    with caplog.at_level(logging.WARNING, logger="xlmr_core.train.tracking"):
         t.log_train({"step": 1, "loss_bits": 3.0})
         t.log_heldout(1, {"en": {"bpb": 1.5}})
         t.flush()

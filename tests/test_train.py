@@ -18,8 +18,8 @@ from conftest import TEST_LANGS, TEST_SAMPLE_LINES, TEST_VOCAB
 
 from xlmr_core.config import RunConfig, apply_overrides, load_config, to_dict
 from xlmr_core.errors import XlmrError
-from xlmr_core.rundir import list_checkpoints, load_run, read_checkpoint_state
-from xlmr_core.train import train
+from xlmr_core.train.rundir import list_checkpoints, load_run, read_checkpoint_state
+from xlmr_core.train.trainer import train
 
 LANGS = TEST_LANGS  # the same tokenizer and shards as the demo_tokenizer fixture (built once)
 
@@ -213,7 +213,7 @@ def test_cli_prints_one_line_for_bad_input(tmp_path):
 
 
 def test_budget_in_tokens_and_flops(demo_corpus, tmp_path):
-    from xlmr_core.train import build_model, resolve_budget
+    from xlmr_core.train.trainer import build_model, resolve_budget
 
     cfg = small_config(demo_corpus, tmp_path, **{"schedule.tokens": 512 * 7 + 1})
     model = build_model(cfg, 2002)
@@ -235,7 +235,7 @@ def test_activation_checkpointing_trains_the_same(demo_corpus, reference_run, tm
 
 @pytest.mark.timeout(300)
 def test_loader_processes_train_the_same(demo_corpus, reference_run, tmp_path):
-    from xlmr_core.rundir import check_same_run
+    from xlmr_core.train.rundir import check_same_run
 
     cfg = small_config(demo_corpus, tmp_path / "run", **{"data.loader_workers": 2})
     check_same_run(reference_run, cfg)  # the loader's processes may change on resume: batches do not depend on them
@@ -244,7 +244,7 @@ def test_loader_processes_train_the_same(demo_corpus, reference_run, tmp_path):
 
 
 def test_loader_workers_default(monkeypatch):
-    from xlmr_core.train import loader_workers
+    from xlmr_core.train.trainer import loader_workers
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)

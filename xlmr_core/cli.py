@@ -13,8 +13,8 @@ import importlib
 import logging
 import sys
 
-from . import __version__
-from .errors import XlmrError
+from xlmr_core import __version__
+from xlmr_core.errors import XlmrError
 
 # modules with commands, in the order the study uses them
 _MODULES = ["corpus", "tokenizer", "data", "train", "evaluate", "hf", "lawcli"]

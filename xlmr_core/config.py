@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import XlmrError
+from xlmr_core.errors import XlmrError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,7 +272,7 @@ class LogConfig:
 
 
 MAX_DERIVED = 16
-"""At most 16 derived languages (``xlmr_core.derived``: language k lives in Unicode plane k)."""
+"""At most 16 derived languages (``xlmr_core.data.derived``: language k lives in Unicode plane k)."""
 ORDERS = ("none", "inverted", "permuted")
 
 
@@ -345,7 +345,7 @@ class RunConfig:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     derive: DeriveConfig = field(default_factory=DeriveConfig)
-    """Derived languages from one source (``xlmr_core.derived``); off while ``derive.k`` is 0."""
+    """Derived languages from one source (``xlmr_core.data.derived``); off while ``derive.k`` is 0."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log_interval: int = 10
     """Append to metrics.jsonl every this many steps."""

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import XlmrError
+from xlmr_core.errors import XlmrError
 
 # what a full disk, an exhausted quota or a file-size limit (ulimit -f) look like to a write
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}

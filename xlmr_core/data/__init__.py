@@ -21,50 +21,50 @@ Modules: ``shards`` (held-out split, encoding, merging, :class:`ShardSet`, held-
 before the split), except the worker state ``_WORKER_ARGS``, which lives in ``batches`` only.
 """
 
-from .batches import BatchIterator, block_rng, make_batch, step_batches
-from .batches import _as_numpy as _as_numpy
-from .batches import _as_tensors as _as_tensors
-from .batches import _init_batch_worker as _init_batch_worker
-from .batches import _lang_table as _lang_table
-from .batches import _step_item as _step_item
-from .batches import _worker_batch as _worker_batch
-from .cli import _prepare as _prepare
-from .cli import add_cli
-from .masking import MaskConfig, mask_block
-from .masking import _replacement_ids as _replacement_ids
-from .masking import _special_table as _special_table
-from .masking import _specials as _specials
-from .shards import _COMPRESSED as _COMPRESSED
-from .shards import (
-    BOS,
-    CHUNK_FILE,
-    EOS,
-    FORMAT_VERSION,
-    PAD,
-    SHARDS_FILE,
-    SPLITS,
-    UNK,
-    HeldoutSplit,
-    ShardSet,
-    encode_chunk,
-    encode_corpus,
-    file_fingerprint,
-    heldout_blocks,
-    line_hash,
-    merge_chunks,
-    repetition,
-    shards_for,
-    token_dtype,
-    unique_tokens,
+from xlmr_core.data.batches import BatchIterator, block_rng, make_batch, step_batches
+from xlmr_core.data.batches import _as_numpy as _as_numpy
+from xlmr_core.data.batches import _as_tensors as _as_tensors
+from xlmr_core.data.batches import _init_batch_worker as _init_batch_worker
+from xlmr_core.data.batches import _lang_table as _lang_table
+from xlmr_core.data.batches import _step_item as _step_item
+from xlmr_core.data.batches import _worker_batch as _worker_batch
+from xlmr_core.data.cli import _prepare as _prepare
+from xlmr_core.data.cli import add_cli
+from xlmr_core.data.masking import MaskConfig, mask_block
+from xlmr_core.data.masking import _replacement_ids as _replacement_ids
+from xlmr_core.data.masking import _special_table as _special_table
+from xlmr_core.data.masking import _specials as _specials
+from xlmr_core.data.shards import _COMPRESSED as _COMPRESSED
+from xlmr_core.data.shards import (
+           BOS,
+           CHUNK_FILE,
+           EOS,
+           FORMAT_VERSION,
+           PAD,
+           SHARDS_FILE,
+           SPLITS,
+           UNK,
+           HeldoutSplit,
+           ShardSet,
+           encode_chunk,
+           encode_corpus,
+           file_fingerprint,
+           heldout_blocks,
+           line_hash,
+           merge_chunks,
+           repetition,
+           shards_for,
+           token_dtype,
+           unique_tokens,
 )
-from .shards import _chunk_dir as _chunk_dir
-from .shards import _compressed_chunk_lines as _compressed_chunk_lines
-from .shards import _default_workers as _default_workers
-from .shards import _lang_of as _lang_of
-from .shards import _load_tokenizer as _load_tokenizer
-from .shards import _merge_language as _merge_language
-from .shards import _plain_chunk_lines as _plain_chunk_lines
-from .shards import _read_chunks as _read_chunks
+from xlmr_core.data.shards import _chunk_dir as _chunk_dir
+from xlmr_core.data.shards import _compressed_chunk_lines as _compressed_chunk_lines
+from xlmr_core.data.shards import _default_workers as _default_workers
+from xlmr_core.data.shards import _lang_of as _lang_of
+from xlmr_core.data.shards import _load_tokenizer as _load_tokenizer
+from xlmr_core.data.shards import _merge_language as _merge_language
+from xlmr_core.data.shards import _plain_chunk_lines as _plain_chunk_lines
+from xlmr_core.data.shards import _read_chunks as _read_chunks
 
 __all__ = ["BOS", "CHUNK_FILE", "EOS", "FORMAT_VERSION", "PAD", "SHARDS_FILE", "SPLITS", "UNK", "BatchIterator",
            "HeldoutSplit", "MaskConfig", "ShardSet", "add_cli", "block_rng", "encode_chunk", "encode_corpus",

@@ -23,9 +23,9 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from ..errors import XlmrError
-from .masking import MaskConfig, mask_block
-from .shards import BOS, ShardSet
+from xlmr_core.data.masking import MaskConfig, mask_block
+from xlmr_core.data.shards import BOS, ShardSet
+from xlmr_core.errors import XlmrError
 
 
 def _lang_table(shards: ShardSet, probs: dict[str, float], seq_len: int) -> tuple[list[str], np.ndarray]:

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import XlmrError
-from ..fsutil import atomic_dir
-from .shards import CHUNK_FILE, HeldoutSplit, _default_workers, encode_chunk, encode_corpus, merge_chunks
+from xlmr_core.data.shards import CHUNK_FILE, HeldoutSplit, _default_workers, encode_chunk, encode_corpus, merge_chunks
+from xlmr_core.errors import XlmrError
+from xlmr_core.fsutil import atomic_dir
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from ..corpus import select_languages, validate_languages
+    from xlmr_core.data.corpus import select_languages, validate_languages
 
     langs = [x for x in args.langs.split(",") if x] if args.langs else None
     heldout = HeldoutSplit(fraction=args.heldout_fraction, min_lines=args.heldout_min_lines,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import XlmrError
-from .shards import BOS, EOS, PAD
+from xlmr_core.data.shards import BOS, EOS, PAD
+from xlmr_core.errors import XlmrError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cache
-from ..errors import XlmrError
-from ..fsutil import atomic_dir, atomic_write_json, file_sha256
+from xlmr_core.data import cache
+from xlmr_core.errors import XlmrError
+from xlmr_core.fsutil import atomic_dir, atomic_write_json, file_sha256
 
 FORMAT_VERSION = 1
 """Version of the shard layout; part of the cache key (bump it when the encoding changes)."""
@@ -108,7 +108,7 @@ def file_fingerprint(path: str | os.PathLike) -> dict:
 
 
 def _lang_of(path: Path) -> str:
-    from ..corpus import SUFFIXES
+    from xlmr_core.data.corpus import SUFFIXES
 
     for suffix in SUFFIXES:
         if path.name.endswith(suffix):
@@ -148,7 +148,7 @@ def _compressed_chunk_lines(path: Path, index: int) -> Iterator[tuple[int, bytes
     """A compressed file cannot be entered in the middle: chunk 0 owns all of it, other chunks nothing."""
     if index != 0:
         return
-    from ..corpus import open_lines
+    from xlmr_core.data.corpus import open_lines
 
     for i, line in enumerate(open_lines(path)):
         yield i, line.encode("utf-8")
@@ -157,7 +157,7 @@ def _compressed_chunk_lines(path: Path, index: int) -> Iterator[tuple[int, bytes
 @functools.lru_cache(maxsize=4)
 def _load_tokenizer(model_file: str):
     # one SentencePiece model per worker process, loaded on first use
-    from ..tokenizer import Tokenizer
+    from xlmr_core.data.tokenizer import Tokenizer
 
     return Tokenizer(model_file)
 
@@ -477,7 +477,7 @@ def shards_for(tokenizer, corpus_dir: str | os.PathLike, langs: Sequence[str] | 
     Files are encoded in chunks of about ``chunk_bytes`` (the result does not depend on it). ``validated``: the
     caller has run ``corpus.validate_languages`` on these languages.
     """
-    from ..corpus import select_languages, validate_languages
+    from xlmr_core.data.corpus import select_languages, validate_languages
 
     heldout = heldout or HeldoutSplit()
     if not validated:

@@ -9,9 +9,9 @@ topic-classification set for zero-shot transfer (Debian package descriptions and
 ``xlmr corpus ddtp``).
 """
 
-from .build import BUILDER_VERSION, EVAL_SETS, build_demo_corpus, ensure_demo_corpus, read_meta
-from .cli import add_demo_cli
-from .sources import DEFAULT_SOURCES, EVAL_SOURCES, PROFILES, SOURCES, TRAIN_SOURCES
+from xlmr_core.democorpus.build import BUILDER_VERSION, EVAL_SETS, build_demo_corpus, ensure_demo_corpus, read_meta
+from xlmr_core.democorpus.cli import add_demo_cli
+from xlmr_core.democorpus.sources import DEFAULT_SOURCES, EVAL_SOURCES, PROFILES, SOURCES, TRAIN_SOURCES
 
 __all__ = ["BUILDER_VERSION", "DEFAULT_SOURCES", "EVAL_SETS", "EVAL_SOURCES", "PROFILES", "SOURCES", "TRAIN_SOURCES",
            "add_demo_cli", "build_demo_corpus", "ensure_demo_corpus", "read_meta"]

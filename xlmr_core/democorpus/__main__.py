@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from ..errors import XlmrError
-from .cli import add_demo_arguments, run_demo
+from xlmr_core.democorpus.cli import add_demo_arguments, run_demo
+from xlmr_core.errors import XlmrError
 
 parser = argparse.ArgumentParser(prog="python -m xlmr_core.democorpus", description=__doc__)
 add_demo_arguments(parser)

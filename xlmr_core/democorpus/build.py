@@ -26,19 +26,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .. import __version__, cache
-from ..errors import XlmrError
-from ..fsutil import atomic_dir, atomic_write_json, file_lock
-from .fetch import Fetcher
-from .sources import (
-    DEFAULT_SOURCES,
-    EVAL_SOURCES,
-    PROFILES,
-    SOURCES,
-    TRAIN_SOURCES,
-    Collection,
-)
-from .text import looks_english, main_script, script_ok
+from xlmr_core import __version__
+from xlmr_core.data import cache
+from xlmr_core.democorpus.fetch import Fetcher
+from xlmr_core.democorpus.sources import DEFAULT_SOURCES, EVAL_SOURCES, PROFILES, SOURCES, TRAIN_SOURCES, Collection
+from xlmr_core.democorpus.text import looks_english, main_script, script_ok
+from xlmr_core.errors import XlmrError
+from xlmr_core.fsutil import atomic_dir, atomic_write_json, file_lock
 
 # bump when a change to the sources, parsers, filters or meta.json changes a build: ensure_demo_corpus rebuilds then
 BUILDER_VERSION = 3

