@@ -145,3 +145,12 @@ def test_installed_package_draws_figures_with_its_notebooks(installed_package):
     assert (inst.work / out).is_file() and Path(out).name == "sampling_alpha.ipynb"
     for ext in ("png", "pdf", "csv"):
         assert (inst.work / "figures" / f"sampling_alpha.{ext}").stat().st_size > 0
+
+
+@pytest.mark.timeout(600)
+def test_installed_package_plans_a_study(installed_package, demo_corpus):
+    """``xlmr-sweep plan`` from the install's console script, outside the repository, on the demo corpus."""
+    out = run_installed(installed_package, "xlmr-sweep", "plan", "capacity_dilution", "--scale", "demo", "--corpus",
+                        str(demo_corpus), timeout=580).stdout
+    assert "6 runs (capacity_dilution, scale demo" in out and "no language above 4 epochs" in out
+    assert "results/capacity_dilution" in out

@@ -1,4 +1,7 @@
-"""Token shards, pretraining blocks and masked-LM batches, following fairseq's XLM-R recipe.
+"""The data stage: language files and α-sampling (``corpus``), SentencePiece tokenizers (``tokenizer``), derived
+languages (``derived``), the content-addressed cache (``cache``), and token shards, pretraining blocks and
+masked-LM batches following fairseq's XLM-R recipe (``shards``, ``batches``, ``masking``; their names are
+importable from ``xlmr_core.data`` itself).
 
 A corpus is encoded once per tokenizer into memory-mapped token streams, one per language and
 split (``<lang>.train.bin``, ``<lang>.heldout.bin``): every line is a document, each followed by

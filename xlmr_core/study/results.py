@@ -28,20 +28,15 @@ from xlmr_core.errors import XlmrError
 from xlmr_core.fsutil import atomic_write_json, atomic_write_text
 from xlmr_core.train import rundir
 
-_RUN_FILES = (rundir.CONFIG_FILE, rundir.FINAL_FILE, "job.json")
-
 
 def run_dirs(sweep_dir: str | os.PathLike) -> list[Path]:
     """Run directories under a sweep or study directory (or under each sweep of a results root), sorted; hidden
     directories (``.old/``: runs moved aside) are not runs of the study."""
+    from xlmr_core.study.studies import found_runs as runs_in  # the one test of what a run directory is
+
     root = Path(sweep_dir)
     if not root.is_dir():
         raise XlmrError(f"results directory {root} does not exist: run the sweep first or fix the path")
-
-    def runs_in(d: Path) -> list[Path]:
-        return sorted(p for p in d.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and any((p / f).exists() for f in _RUN_FILES))
-
     runs = runs_in(root)
     if not runs:  # a results root holding several sweeps
         runs = [r for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
