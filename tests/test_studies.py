@@ -27,8 +27,8 @@ def _cli(*args, timeout=240) -> subprocess.CompletedProcess:
 
 def test_the_table_lists_every_study_and_one_entry_adds_one(tmp_path, monkeypatch):
     assert {"capacity_dilution", "scaling_laws", "vocab_scaling", "sampling_alpha", "model_size",
-            "demo"} <= set(studies.STUDIES)
-    with pytest.raises(XlmrError, match="unknown study 'bogus'; choose one of capacity_dilution, demo, "):
+            "demo", "curse_lab"} <= set(studies.STUDIES)
+    with pytest.raises(XlmrError, match="unknown study 'bogus'; choose one of capacity_dilution, curse_lab, demo, "):
         studies.get_study("bogus")
     with pytest.raises(XlmrError, match="study scaling_laws has no scale 'paper'; choose one of demo, cpu"):
         studies.get_study("scaling_laws", "paper")
@@ -37,16 +37,16 @@ def test_the_table_lists_every_study_and_one_entry_adds_one(tmp_path, monkeypatc
     monkeypatch.setattr(studies, "STUDIES", dict(studies.STUDIES))
 
     def grid(scale, seeds, root, corpus):  # the runs it owns go to <results root>/<study>/<run>
-        return [dataclasses.replace(c, run_dir=str(Path(root) / "lab" / c.name))
+        return [dataclasses.replace(c, run_dir=str(Path(root) / "toy" / c.name))
                 for c in sweeps.get_sweep("model_size", scale, seeds, root, "/nowhere") if c.name[:4] != "mini"]
 
-    studies.register(studies.Recipe("lab", grid, ("demo", "cpu"), ("bpb",), (studies.NotebookSpec("explore"),)))
+    studies.register(studies.Recipe("toy", grid, ("demo", "cpu"), ("bpb",), (studies.NotebookSpec("explore"),)))
     with pytest.raises(XlmrError, match="already registered"):
-        studies.register(studies.Recipe("lab", grid, ("demo",)))
-    lab = studies.get_study("lab", "cpu", (0, 1), tmp_path)
-    assert lab.root == tmp_path / "lab" and lab.planned_runs == ("debug-s0", "debug-s1", "tiny-s0", "tiny-s1")
-    assert all(Path(c.run_dir).parent == lab.root for c in lab.runs) and not lab.shared_runs
-    assert dict(lab.suites) == {n: ("bpb",) for n in lab.planned_runs}
+        studies.register(studies.Recipe("toy", grid, ("demo",)))
+    toy = studies.get_study("toy", "cpu", (0, 1), tmp_path)
+    assert toy.root == tmp_path / "toy" and toy.planned_runs == ("debug-s0", "debug-s1", "tiny-s0", "tiny-s1")
+    assert all(Path(c.run_dir).parent == toy.root for c in toy.runs) and not toy.shared_runs
+    assert dict(toy.suites) == {n: ("bpb",) for n in toy.planned_runs}
 
 
 def test_one_default_for_each_place(tmp_path, monkeypatch, demo_corpus):
@@ -237,9 +237,10 @@ def test_the_demo_script_runs_the_demo_study_stage_by_stage(tmp_path, monkeypatc
         ("figures", study.name, studies.figures_dir(study.name, figures))) or {})
     monkeypatch.setenv("XLMR_RESULTS", str(tmp_path))
     assert demo.main([]) == 0
-    assert stages == [("run", "demo", "local", 2), ("collect", tmp_path / "demo"),
-                      ("figures", "demo", Path("figures/demo"))]
+    assert stages == [("run", "demo", "local", 2), ("run", "curse_lab", "local", 2), ("collect", tmp_path / "demo"),
+                      ("collect", tmp_path / "curse_lab"), ("figures", "demo", Path("figures/demo")),
+                      ("figures", "curse_lab", Path("figures/curse_lab"))]
     out = capsys.readouterr().out
-    for banner in ("demo corpus", "run demo", "collect", "figures"):
+    for banner in ("demo corpus", "run demo", "run curse_lab", "collect", "figures"):
         assert f"] {banner}" in out, out
     assert f"corpus: {demo_corpus}" in out and "=== demo finished in" in out

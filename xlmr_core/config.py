@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import types
 import typing
@@ -301,6 +302,8 @@ class DeriveConfig:
     """Language codes are ``<prefix><k:02d>``."""
 
     def __post_init__(self):
+        if self.source.startswith("~"):
+            object.__setattr__(self, "source", os.path.expanduser(self.source))
         if not 0 <= self.k <= MAX_DERIVED:
             raise XlmrError(f"derive.k={self.k} is out of range: give 1 to {MAX_DERIVED} derived languages (0: off)")
         if not 1 <= self.slices <= MAX_DERIVED:
