@@ -247,12 +247,16 @@ def lab_table(table) -> pd.DataFrame:
 
 def run_points(lab: pd.DataFrame) -> pd.DataFrame:
     """One point per run and level: the loss averaged over the run's languages (its standard error from the
-    languages' in quadrature), the mean D_t, and retrieval and DDTP accuracy averaged over languages k ≥ 1."""
+    languages' in quadrature), the mean D_t (to three significant figures), and retrieval and DDTP accuracy
+    averaged over languages k ≥ 1."""
     keys = ["run", "arm", "level", "width", "seed", "K", "N", "base"]
 
     def agg(g: pd.DataFrame) -> pd.Series:
         other = g[g["lang"] != g["lang"].min()]
-        return pd.Series({"D_t": g["D_t"].mean(), "loss": g["loss"].mean(),
+        # tokens a language saw: tokens / K up to whole steps (1,000,448 for 1M): three significant figures, so
+        # runs of one design share a D_t and carry-forward baselines find their points
+        d_t = float(f"{g['D_t'].mean():.3g}")
+        return pd.Series({"D_t": d_t, "loss": g["loss"].mean(),
                           "loss_se": math.sqrt((g["loss_se"] ** 2).sum()) / len(g),
                           "unigram_bpb": g["unigram_bpb"].mean(), "source_loss": g.sort_values("lang")["loss"].iloc[0],
                           "retrieval": other["retrieval"].mean(), "ddtp": other["ddtp"].mean(),
