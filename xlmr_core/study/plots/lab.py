@@ -26,7 +26,7 @@ def k_curves(points: pd.DataFrame, value: str = "loss") -> Figure:
     Every panel starts from the same K = 1 runs."""
     _need(points, ["level", "arm", "width", "K", value], "k_curves")
     levels = _levels(points)
-    fig, axes = _figure(1, max(1, len(levels)), sharey=True)
+    fig, axes = _figure(1, max(1, len(levels)))  # own y-scales: the same-language panel spans far more
     widths = sorted(points["width"].unique())
     colors = dict(zip(widths, _colors(len(widths))))
     rows = []
@@ -52,33 +52,44 @@ def k_curves(points: pd.DataFrame, value: str = "loss") -> Figure:
         _log2_axis(ax, sorted(sub["K"].unique()))
         ax.set_title(LEVEL_TITLES.get(level, level), fontsize=9)
         ax.set_xlabel("derived languages K")
-    axes[0][0].set_ylabel("bits per source byte ↓" if value == "loss" else value)
+    for ax in axes[0]:
+        ax.set_ylabel("bits per source byte ↓" if value == "loss" else value)
     axes[0][0].legend(fontsize=7)
     return _attach(fig, rows)
 
 
-def lab_transfer(points: pd.DataFrame) -> Figure | None:
-    """Retrieval accuracy (held-out documents, language k against language 0, both directions) and DDTP topic
-    accuracy (fine-tuned on language 0, tested on the others) against K, one line per level, at each width that
-    has them; None if neither was measured."""
-    panels = [c for c in ("retrieval", "ddtp") if c in points and points[c].notna().any()]
-    if not panels:
+SHORT = {"same": "share 1", "half": "share 0.5", "disjoint": "share 0", "inverted": "share 0, inverted"}
+LEVEL_COLORS = {"same": "C0", "half": "C2", "disjoint": "C3", "inverted": "C1"}
+
+
+def lab_transfer(points: pd.DataFrame, ddtp_chance: float = 1 / 12) -> Figure | None:
+    """Retrieval accuracy (held-out documents, language k against language 0, both directions; one panel per width)
+    and DDTP topic accuracy (fine-tuned on language 0, tested on the others; chance dotted) against K, one line per
+    level; None if neither was measured."""
+    have = [c for c in ("retrieval", "ddtp") if c in points and points[c].notna().any()]
+    if not have:
         return None
-    fig, axes = _figure(1, len(panels))
-    levels = _levels(points)
-    colors = dict(zip(levels, _colors(len(levels))))
+    m = points[points["arm"] == "matched"]
+    panels = []
+    if "retrieval" in have:
+        panels += [("retrieval", w) for w in sorted(m.loc[m["retrieval"].notna(), "width"].unique())]
+    if "ddtp" in have:
+        panels += [("ddtp", w) for w in sorted(m.loc[m["ddtp"].notna(), "width"].unique())]
+    fig, axes = _figure(1, len(panels), sharey=False)
     rows = []
-    for ax, col in zip(axes[0], panels):
-        sub = points[(points["arm"] == "matched") & points[col].notna()]
-        for (level, w), d in sub.groupby(["level", "width"]):
-            g = d.groupby("K")[col].mean().reset_index()
-            ax.plot(g["K"], g[col], marker="o", ms=3.5, lw=1.2, color=colors.get(level, "0.3"),
-                    ls=["-", "--", ":"][sorted(sub["width"].unique()).index(w) % 3],
-                    label=f"{LEVEL_TITLES.get(level, level)}, width {w}")
-            rows.append(g.rename(columns={"K": "x", col: "y"}).assign(panel=col, series=f"{level} h{w}"))
+    for ax, (col, w) in zip(axes[0], panels):
+        sub = m[(m["width"] == w) & m[col].notna()]
+        for level in _levels(sub):
+            g = sub[sub["level"] == level].groupby("K")[col].mean().reset_index()
+            ax.plot(g["K"], g[col], marker="o", ms=3.5, lw=1.2, color=LEVEL_COLORS.get(level, "0.3"),
+                    label=SHORT.get(level, level))
+            rows.append(g.rename(columns={"K": "x", col: "y"}).assign(panel=f"{col} h{w}", series=level))
+        if col == "ddtp":
+            ax.axhline(ddtp_chance, color="0.6", ls=":", lw=1, label="chance")
         _log2_axis(ax, sorted(sub["K"].unique()) or [2])
         ax.set_xlabel("derived languages K")
-        ax.set_ylabel({"retrieval": "retrieval accuracy vs language 0 ↑",
-                       "ddtp": "DDTP accuracy, zero-shot from language 0 ↑"}[col])
-        ax.legend(fontsize=6)
+        ax.set_title(f"{'retrieval vs language 0' if col == 'retrieval' else 'DDTP, zero-shot from language 0'}, "
+                     f"width {w}", fontsize=8)
+        ax.set_ylabel("accuracy ↑")
+    axes[0][0].legend(fontsize=6)
     return _attach(fig, rows)
