@@ -18,6 +18,8 @@ from xlmr_core.evaluate import finetune
 from xlmr_core.study import jobs, notebooks, results, sweeps
 
 NOTEBOOKS = ("capacity_dilution", "vocab_scaling", "sampling_alpha", "scaling_laws", "explore")
+PACKAGED = (*NOTEBOOKS, "curse_lab")
+"""Every notebook the package ships (curse_lab runs against a lab of derived languages: tests/test_lab.py)."""
 STUDY = {"capacity_dilution": "capacity_dilution", "vocab_scaling": "vocab_scaling", "sampling_alpha": "sampling_alpha",
          "scaling_laws": "capacity_dilution", "explore": "capacity_dilution"}
 """The study each notebook is run against here (the laws on the capacity runs, as the demo study does)."""
@@ -217,8 +219,8 @@ def test_a_study_short_of_its_plan_stops_the_notebook_in_one_line(tiny_results, 
 
 def test_notebooks_are_package_data_linked_from_the_repository():
     repo = Path(__file__).resolve().parents[1]
-    assert sorted(notebooks.notebook_names()) == sorted(NOTEBOOKS)
-    for name in NOTEBOOKS:
+    assert sorted(notebooks.notebook_names()) == sorted(PACKAGED)
+    for name in PACKAGED:
         path = notebooks.notebook_path(name)
         assert path.parent == Path(notebooks.__file__).parent / "nb"
         assert (repo / "notebooks" / f"{name}.ipynb").resolve() == path.resolve()  # jupyter lab notebooks/…
@@ -226,7 +228,7 @@ def test_notebooks_are_package_data_linked_from_the_repository():
         notebooks.notebook_path("nope")
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", PACKAGED)
 def test_notebooks_are_stored_without_outputs(name):
     path = notebooks.notebook_path(name)
     nb = json.loads(path.read_text(encoding="utf-8"))

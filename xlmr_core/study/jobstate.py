@@ -17,10 +17,7 @@ import submitit
 
 from xlmr_core.errors import XlmrError
 from xlmr_core.fsutil import atomic_write_json
-from xlmr_core.train.rundir import has_checkpoints, missing_suites, read_final
-
-JOB_FILE = "job.json"
-
+from xlmr_core.train.rundir import JOB_FILE, has_checkpoints, missing_suites, read_final
 
 # ---------------------------------------------------------------- job.json
 

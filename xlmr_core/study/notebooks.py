@@ -34,6 +34,7 @@ ANALYSIS: dict[str, str] = {
     "sampling_alpha": "sampling_alpha",
     "scaling_laws": "scaling_laws",
     "explore": "capacity_dilution",
+    "curse_lab": "curse_lab",
 }
 """Notebook name -> the study its ``study_root`` defaults to (``results/<study>``)."""
 FIGURES: dict[str, tuple[str, ...]] = {
@@ -44,6 +45,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "scaling_laws": ("scaling_laws_atlas", "scaling_laws_extrapolation", "scaling_laws_chinchilla",
                      "scaling_laws_vocab"),
     "explore": ("explore_curves",),
+    "curse_lab": ("curse_lab_k_curves",),
 }
 """Figures each notebook writes (``<name>.png``, ``.pdf`` and the plotted numbers as ``.csv``; the transfer
 figures ``<study>_transfer`` besides where the runs were evaluated with the ``ddtp`` suite)."""

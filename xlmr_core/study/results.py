@@ -32,15 +32,13 @@ from xlmr_core.train import rundir
 def run_dirs(sweep_dir: str | os.PathLike) -> list[Path]:
     """Run directories under a sweep or study directory (or under each sweep of a results root), sorted; hidden
     directories (``.old/``: runs moved aside) are not runs of the study."""
-    from xlmr_core.study.studies import found_runs as runs_in  # the one test of what a run directory is
-
     root = Path(sweep_dir)
     if not root.is_dir():
         raise XlmrError(f"results directory {root} does not exist: run the sweep first or fix the path")
-    runs = runs_in(root)
+    runs = rundir.found_runs(root)
     if not runs:  # a results root holding several sweeps
         runs = [r for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-                for r in runs_in(sub)]
+                for r in rundir.found_runs(sub)]
     return runs
 
 

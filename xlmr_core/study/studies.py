@@ -37,9 +37,8 @@ from xlmr_core.config import RunConfig, apply_overrides
 from xlmr_core.errors import XlmrError
 from xlmr_core.study import sweeps
 from xlmr_core.study.presets import PRESETS, SCALES
-from xlmr_core.train.rundir import CONFIG_FILE, FINAL_FILE
+from xlmr_core.train.rundir import found_runs, holds_run  # noqa: F401  (holds_run: read as studies.holds_run)
 
-JOB_FILE = "job.json"  # jobs.JOB_FILE (not imported: jobs imports this module)
 RESULTS_ENV = "XLMR_RESULTS"
 FIGURES_ROOT = Path("figures")
 
@@ -63,19 +62,6 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
 def figures_dir(study: str, figures: str | os.PathLike | None = None) -> Path:
     """Where a study's figures and executed notebooks go: ``figures``, else ``figures/<study>``."""
     return Path(figures) if figures else FIGURES_ROOT / study
-
-
-def holds_run(run_dir: Path) -> bool:
-    """Whether a directory holds a run (started, finished or submitted)."""
-    return any((run_dir / f).exists() for f in (CONFIG_FILE, FINAL_FILE, JOB_FILE))
-
-
-def found_runs(directory: str | os.PathLike) -> list[Path]:
-    """The run directories directly under ``directory`` (not hidden: ``.old/`` holds runs moved aside), sorted."""
-    d = Path(directory)
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and holds_run(p))
 
 
 @dataclass(frozen=True)

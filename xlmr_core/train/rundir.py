@@ -31,6 +31,8 @@ from xlmr_core.errors import XlmrError
 from xlmr_core.fsutil import atomic_write_json, atomic_write_text, disk_full_error, file_lock, fsync_dir, is_disk_full
 
 CONFIG_FILE = "config.json"
+JOB_FILE = "job.json"
+"""The latest submission of a run (``study.jobstate``)."""
 METRICS_FILE = "metrics.jsonl"
 FINAL_FILE = "final.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -587,3 +589,16 @@ def load_run(source: str | os.PathLike, device="cpu", checkpoint: str | os.PathL
     model = model_from_checkpoint(state, checkpoint).to(device)
     tok_file = (state.get("tokenizer") or None) if cfg is None else info["tokenizer"]
     return model, Tokenizer(tok_file) if tokenizer and tok_file else None, cfg
+
+
+def holds_run(run_dir: str | os.PathLike) -> bool:
+    """Whether a directory holds a run (started, finished or submitted): the one test of what a run directory is."""
+    return any((Path(run_dir) / f).exists() for f in (CONFIG_FILE, FINAL_FILE, JOB_FILE))
+
+
+def found_runs(directory: str | os.PathLike) -> list[Path]:
+    """The run directories directly under ``directory`` (not hidden: ``.old/`` holds runs moved aside), sorted."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and holds_run(p))
