@@ -1,5 +1,5 @@
 """A study: a grid of runs, the suites each run is evaluated with, and the notebooks that turn its results into
-figures. Every sweep at every scale it supports, and the demo, is one row of ``STUDIES``; ``xlmr-sweep`` (``studycli``)
+figures. Every sweep at every scale it supports, and the demo, is one row of ``STUDIES``; ``xlmr-sweep`` (``study.cli``)
 plans, runs, evaluates, collects and draws a study by its name.
 
 Where things go (one default each, set here and nowhere else):
