@@ -5,12 +5,12 @@ without a training step, collect, figures. About 1 minute on 2 cores."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_sweeps import _ended_job
 
 from xlmr_core.errors import XlmrError
 from xlmr_core.study import cli as studycli
@@ -75,19 +75,6 @@ def test_the_demo_is_the_capacity_sweep_in_its_own_directory(tmp_path, demo_corp
     assert demo.eval_options == studies.DEMO_EVAL_OPTIONS
     assert [nb.name for nb in demo.notebooks] == ["capacity_dilution", "scaling_laws", "explore"]
     assert dict(demo.notebooks[1].parameters)["n_boot"] == 50
-
-
-def _ended_job(run_dir: Path, log: str) -> Path:
-    """A run whose local job has exited with ``log`` as its stderr."""
-    run_dir.mkdir(parents=True)
-    (run_dir / "job.err").write_text(log)
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    (run_dir / "job.json").write_text(json.dumps({"executor": "local", "job_id": str(proc.pid), "pid": proc.pid,
-                                                  "pid_start": None, "folder": str(run_dir), "suites": [],
-                                                  "stdout": "", "stderr": str(run_dir / "job.err"),
-                                                  "submitted_unix": 0, "host": "elsewhere"}))
-    return run_dir
 
 
 def test_scaling_laws_lists_the_capacity_runs_it_shares_and_reports_their_state(tmp_path, demo_corpus):

@@ -60,6 +60,20 @@ if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
     sys.meta_path.append(_MovedModules())
 
 
+def forward_names(package: str, module: str):
+    """A package's ``__getattr__`` that answers with the names of its main module (``xlmr_core.model``'s are
+    ``model.encoder``'s), imported on first use so that importing the package stays light."""
+
+    def __getattr__(name: str):
+        if not name.startswith("__"):
+            target = importlib.import_module(f"{package}.{module}")
+            if hasattr(target, name):
+                return getattr(target, name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 def __getattr__(name: str):
     if name in _MOVED:
         return importlib.import_module(f"{__name__}.{_MOVED[name]}")

@@ -6,11 +6,6 @@ embeddings, retrieval and pseudo-log-likelihood (``embeddings``), downstream sco
 """
 
 
-def __getattr__(name: str):
-    import importlib
+from xlmr_core import forward_names
 
-    if not name.startswith("__"):
-        module = importlib.import_module(f"{__name__}.suites")
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_names(__name__, "suites")

@@ -5,11 +5,6 @@ weights (``weights``) and the device, precision and padding helpers (``device``)
 """
 
 
-def __getattr__(name: str):
-    import importlib
+from xlmr_core import forward_names
 
-    if not name.startswith("__"):
-        module = importlib.import_module(f"{__name__}.encoder")
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_names(__name__, "encoder")

@@ -333,11 +333,11 @@ def _derived_training_data(cfg: RunConfig, memo: dict) -> tuple[dict[str, int], 
     d = cfg.data
     key = ("derive", repr(cfg.derive), d.vocab_size, d.tokenizer_alpha or d.alpha, d.tokenizer_seed,
            d.tokenizer_sample_lines, d.cache_dir)
-    corpus_dir, tok, heldout, langs = derived.prepare(cfg)
-    if key not in memo:
+    if key not in memo:  # runs of one derivation share its tokenizer and shards: built or read once
+        corpus_dir, tok, heldout, _ = derived.prepare(cfg)
         memo[key] = unique_tokens(shards_for(tok, corpus_dir, cfg.derive.codes(), cache_root=d.cache_dir or None,
                                              heldout=heldout))
-    unique = {lang: memo[key][lang] for lang in langs}
+    unique = {lang: memo[key][lang] for lang in (list(d.langs) or cfg.derive.codes())}
     counts = {lang: float(n) for lang, n in unique.items()}
     probs = (target_sampling_probs(counts, d.alpha, d.target_langs, d.target_share) if d.target_langs
              else sampling_probs(counts, d.alpha))

@@ -6,11 +6,6 @@ checkpoints, ``load_run``, the ``RunRecord`` of final.json) and curves (``tracki
 """
 
 
-def __getattr__(name: str):
-    import importlib
+from xlmr_core import forward_names
 
-    if not name.startswith("__"):
-        module = importlib.import_module(f"{__name__}.trainer")
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_names(__name__, "trainer")

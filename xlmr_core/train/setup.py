@@ -111,8 +111,16 @@ class Prepared:
 def prepare(cfg: RunConfig) -> Prepared:
     """Check the corpus, then get the cached tokenizer and token shards (built once per content key)."""
     d = cfg.data
-    if cfg.derive.on:
-        return _prepare_derived(cfg)
+    tok, shards, langs, eval_langs = _derived_data(cfg) if cfg.derive.on else _corpus_data(cfg)
+    # n_i counts training tokens (∝ fairseq's 512-token blocks), after the held-out split
+    counts = {lang: shards.meta[lang]["train_tokens"] for lang in langs}
+    probs = (target_sampling_probs(counts, d.alpha, d.target_langs, d.target_share) if d.target_langs
+             else sampling_probs(counts, d.alpha))
+    return Prepared(tok, shards, langs, eval_langs, probs)
+
+
+def _corpus_data(cfg: RunConfig) -> tuple:
+    d = cfg.data
     if not d.corpus:
         raise XlmrError("data.corpus is not set: point it at a directory of <lang>.txt[.gz|.xz|.zst] files")
     langs = list(d.langs) or list(language_files(d.corpus))
@@ -124,26 +132,17 @@ def prepare(cfg: RunConfig) -> Prepared:
     cache = d.cache_dir or None
     tok = tokenizer_for(d.corpus, sorted(tok_langs), d.vocab_size, alpha=d.tokenizer_alpha or d.alpha,
                         seed=d.tokenizer_seed, sample_lines=d.tokenizer_sample_lines, cache_root=cache, stats=stats)
-    shards = shards_for(tok, d.corpus, all_langs, cache_root=cache, validated=True)
-    # n_i counts training tokens (∝ fairseq's 512-token blocks), after the held-out split
-    counts = {lang: shards.meta[lang]["train_tokens"] for lang in langs}
-    probs = (target_sampling_probs(counts, d.alpha, d.target_langs, d.target_share) if d.target_langs
-             else sampling_probs(counts, d.alpha))
-    return Prepared(tok, shards, langs, eval_langs, probs)
+    return tok, shards_for(tok, d.corpus, all_langs, cache_root=cache, validated=True), langs, eval_langs
 
 
-def _prepare_derived(cfg: RunConfig) -> Prepared:
+def _derived_data(cfg: RunConfig) -> tuple:
     from xlmr_core.data import derived
 
-    d = cfg.data
     corpus_dir, tok, heldout, langs = derived.prepare(cfg)
     eval_langs = list(cfg.eval.langs) or langs
-    shards = shards_for(tok, corpus_dir, sorted(set(langs) | set(eval_langs)), cache_root=d.cache_dir or None,
+    shards = shards_for(tok, corpus_dir, sorted(set(langs) | set(eval_langs)), cache_root=cfg.data.cache_dir or None,
                         heldout=heldout)
-    counts = {lang: shards.meta[lang]["train_tokens"] for lang in langs}
-    probs = (target_sampling_probs(counts, d.alpha, d.target_langs, d.target_share) if d.target_langs
-             else sampling_probs(counts, d.alpha))
-    return Prepared(tok, shards, langs, eval_langs, probs)
+    return tok, shards, langs, eval_langs
 
 
 # ---------------------------------------------------------------- model, optimizer, schedule
